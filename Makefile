@@ -1,0 +1,93 @@
+# One entry point for every task. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS ?= never
+UV ?= $(shell command -v uv 2>/dev/null || echo .venv-tools/bin/uv)
+RUN := $(UV) run --frozen
+PROTO_OUT := libs/hellolb/src
+SCENARIO ?= headless
+CLUSTER ?= grpc-lb-lab
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.venv-tools/bin/uv:
+	python3 -m venv .venv-tools
+	.venv-tools/bin/pip install --quiet "uv==0.13.9"
+
+.PHONY: setup
+setup: $(UV) ## Create .venv with every package and tool the tests need
+	$(UV) sync --frozen --all-packages
+	$(MAKE) gen
+
+.PHONY: gen
+gen: ## Generate the Python protocol code (with .pyi) from protos/
+	$(RUN) --no-sync python -m grpc_tools.protoc -Iprotos \
+	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
+	  protos/hellolb/v1/hello.proto
+
+.PHONY: test
+test: setup ## Run the whole test suite
+	$(RUN) pytest
+
+.PHONY: lint
+lint: setup ## ruff and hadolint
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) hadolint services/server/Dockerfile services/client/Dockerfile
+
+.PHONY: fmt
+fmt: setup ## Format the code
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+.PHONY: server
+server: setup ## Run one server on localhost:50051
+	$(RUN) python -m hello_server
+
+.PHONY: client
+client: setup ## Run one client against localhost:50051
+	$(RUN) python -m hello_client
+
+.PHONY: bench
+bench: setup ## Client overhead against a bare grpc.aio loop, on loopback
+	$(RUN) python -m hello_client.bench
+
+## Kubernetes (needs docker, kind, kubectl, skaffold; see README)
+
+.PHONY: kind-up
+kind-up: ## Create the local Kind cluster
+	kind create cluster --name $(CLUSTER) --config k8s/kind/cluster.yaml
+
+.PHONY: kind-down
+kind-down: ## Delete the local Kind cluster
+	kind delete cluster --name $(CLUSTER)
+
+.PHONY: e2e
+e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
+	$(RUN) python -m hellolb_lab.e2e --scenario $(SCENARIO)
+
+.PHONY: k8s-check
+k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
+	$(RUN) pytest tests
+
+## Lab (one machine, no cluster)
+
+.PHONY: lab
+lab: setup ## Reproduce SCENARIO on this machine
+	$(RUN) hellolb-lab run $(SCENARIO)
+
+.PHONY: tour
+tour: setup ## Every scenario in a row, then a comparison table
+	$(RUN) hellolb-lab tour
+
+.PHONY: lab-bench
+lab-bench: setup ## Measure balance, time to new servers and latency per scenario
+	$(RUN) hellolb-lab bench
+
+.PHONY: watch
+watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -n X | make watch SCENARIO=X
+	$(RUN) hellolb-lab watch --scenario $(SCENARIO)
