@@ -1,0 +1,143 @@
+"""The shared verdict, from hand-made log events."""
+
+import json
+import math
+
+import pytest
+from hellolb_lab import verdict
+
+T0 = 1_700_000_000.0
+
+
+def iso(t: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def responses(pattern: dict[float, list[str]], client: str = "c1") -> list[dict]:
+    return [
+        {"event": "client.response", "timestamp": iso(T0 + t), "client_id": client, "server_id": s}
+        for t, servers in pattern.items()
+        for s in servers
+    ]
+
+
+OLD = ["s1", "s2", "s3"]
+ALL = [*OLD, "s4", "s5"]
+
+
+def test_headless_shape_passes_and_names_idle_servers():
+    events = responses({t: OLD for t in range(10)})
+    answers = verdict.answers_from_events(events)
+    result = verdict.judge(
+        "headless", answers, scale_at=T0 + 5, servers_before=OLD, servers_after=ALL
+    )
+    assert result.new_servers == ("s4", "s5")
+    assert result.reached == {"s4": None, "s5": None}
+    assert result.time_to_all_new is None
+    assert result.balance_before.ratio == 1.0
+    assert math.isinf(result.balance_after.ratio)
+    assert all(c.ok for c in verdict.expected("headless", result))
+    text = verdict.format_verdict(result)
+    assert "s4 never" in text
+
+
+def test_reaching_new_servers_is_timed_from_the_scale_up():
+    pattern = {t: OLD for t in range(5)} | {5: OLD, 6: [*OLD, "s4"], 7: ALL, 8: ALL, 9: ALL}
+    answers = verdict.answers_from_events(responses(pattern))
+    result = verdict.judge(
+        "maxage", answers, scale_at=T0 + 5, servers_before=OLD, servers_after=ALL
+    )
+    assert result.reached == {"s4": 1.0, "s5": 2.0}
+    assert result.time_to_all_new == 2.0
+    assert result.balance_after.ratio == 1.0
+    assert all(c.ok for c in verdict.expected("maxage", result, reach_bound_s=3))
+    late = verdict.expected("maxage", result, reach_bound_s=1.5)
+    assert not next(c for c in late if c.name == "every new server reached").ok
+    assert not all(c.ok for c in verdict.expected("headless", result))
+
+
+def test_summaries_are_used_when_there_are_no_responses():
+    events = [
+        {
+            "event": "client.summary",
+            "timestamp": iso(T0 + 5),
+            "client_id": "c1",
+            "by_server_window": {"s1": 10, "s2": 10, "s3": 11},
+            "errors_total_count": 0,
+        },
+        {
+            "event": "client.summary",
+            "timestamp": iso(T0 + 10),
+            "client_id": "c1",
+            "by_server_window": {"s1": 6, "s2": 6, "s3": 6, "s4": 6, "s5": 6},
+            "errors_total_count": 2,
+        },
+        {"event": "client.config"},
+    ]
+    answers = verdict.answers_from_events(events)
+    assert sum(a.count for a in answers) == 61
+    result = verdict.judge(
+        "proxy", answers, scale_at=T0 + 7, failed_rpcs=verdict.failed_rpcs(events)
+    )
+    assert result.new_servers == ("s4", "s5")
+    assert result.time_to_all_new == 3.0
+    checks = {c.name: c.ok for c in verdict.expected("proxy", result)}
+    assert checks == {"answers": True, "no failed RPC": False, "every new server reached": True}
+
+
+def test_clusterip_wants_one_server_per_client():
+    events = responses({t: ["s2"] for t in range(6)}, "c1") + responses(
+        {t: ["s5"] for t in range(6, 9)}, "c2"
+    )
+    result = verdict.judge("clusterip", verdict.answers_from_events(events), scale_at=T0 + 3)
+    assert result.servers_by_client == {"c1": ("s2",), "c2": ("s5",)}
+    assert all(c.ok for c in verdict.expected("clusterip", result))
+    mixed = responses({0: ["s1", "s2"]})
+    bad = verdict.judge("clusterip", verdict.answers_from_events(mixed), scale_at=None)
+    assert not all(c.ok for c in verdict.expected("clusterip", bad))
+
+
+def test_proxy_replica_checks_use_extra():
+    answers = verdict.answers_from_events(responses({0: OLD, 2: ALL}))
+    idle_then_busy = {"before_restart": {"p2": 0, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
+    result = verdict.judge(
+        "proxy",
+        answers,
+        scale_at=T0 + 1,
+        servers_before=OLD,
+        servers_after=ALL,
+        extra={"proxy_requests": idle_then_busy},
+    )
+    assert all(c.ok for c in verdict.expected("proxy", result, reach_bound_s=7))
+    busy_early = {"before_restart": {"p2": 3, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
+    result = verdict.judge("proxy", answers, scale_at=T0 + 1, extra={"proxy_requests": busy_early})
+    assert not all(c.ok for c in verdict.expected("proxy", result))
+
+
+def test_failed_rpcs_takes_cumulative_totals_per_client():
+    events = [
+        {"event": "client.summary", "client_id": "a", "errors_total_count": 1},
+        {"event": "client.summary", "client_id": "a", "errors_total_count": 3},
+        {"event": "client.summary", "client_id": "b", "errors_total_count": 1},
+    ]
+    assert verdict.failed_rpcs(events) == 4
+    assert verdict.failed_rpcs([{"event": "client.error"}]) == 1
+
+
+def test_bounds_follow_the_settings():
+    assert verdict.reach_bound("maxage", max_connection_age_s=10, dns_min_time_s=5) == 18.0
+    assert verdict.reach_bound("proxy", dns_refresh_s=1) == 3.0
+    assert verdict.reach_bound("headless") is None
+    with pytest.raises(ValueError, match="max_connection_age_s"):
+        verdict.reach_bound("maxage")
+    with pytest.raises(ValueError, match="unknown scenario"):
+        verdict.expected("nope", verdict.judge("x", [], scale_at=None))
+
+
+def test_to_dict_is_json():
+    result = verdict.judge("headless", [], scale_at=T0, servers_before=OLD, servers_after=ALL)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["balance_after"]["ratio"] is None
+    assert data["new_servers"] == ["s4", "s5"]
