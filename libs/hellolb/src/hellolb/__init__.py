@@ -1,0 +1,1 @@
+"""Shared code of the hello services: protocol, configuration parsing, logging, reload."""

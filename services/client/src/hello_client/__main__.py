@@ -1,0 +1,35 @@
+"""``python -m hello_client``: validate the configuration and run the client loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import structlog
+from hellolb.config import ConfigError, exit_on_config_error
+from hellolb.logsetup import bind_context, configure_early, configure_logging
+from hellolb.reload import reexec
+
+from hello_client.app import Outcome, run_client
+from hello_client.config import ClientConfig
+
+
+def main() -> None:
+    configure_early()
+    try:
+        config = ClientConfig.from_env()
+    except ConfigError as error:
+        exit_on_config_error(error, "hello_client")
+    configure_logging(config.log_level, config.log_format)
+    bind_context(scenario=config.scenario, client_id=config.client_id)
+    log = structlog.get_logger("hello_client")
+    log.info("client.config", **config.as_log_fields())
+    outcome = asyncio.run(run_client(config))
+    if outcome is Outcome.RELOAD:
+        log.info("client.reloading")
+        reexec()
+    sys.exit(outcome.value)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Client lifecycle: wait for the server, run the loop, stop on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import signal
+import time
+
+import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from hellolb.v1 import hello_pb2_grpc
+
+from hello_client.channel import create_channel
+from hello_client.config import ClientConfig
+from hello_client.retry import NotServingError, rpc_retrying, startup_retrying
+from hello_client.runner import Runner
+from hello_client.stats import Stats
+
+
+class Outcome(enum.Enum):
+    DONE = 0
+    SERVER_NEVER_READY = 1
+    RELOAD = -1
+
+
+async def wait_for_server(
+    channel: object, config: ClientConfig, log: structlog.typing.FilteringBoundLogger
+) -> int:
+    """Ask the health service until it says SERVING; return how many attempts it took."""
+    health = health_pb2_grpc.HealthStub(channel)
+    attempts = 0
+    async for attempt in startup_retrying(config.startup_timeout, log):
+        with attempt:
+            attempts = attempt.retry_state.attempt_number
+            reply = await health.Check(
+                health_pb2.HealthCheckRequest(), timeout=min(config.rpc_timeout, 2.0)
+            )
+            if reply.status != health_pb2.HealthCheckResponse.SERVING:
+                name = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+                raise NotServingError(f"health status {name}")
+    return attempts
+
+
+async def run_client(config: ClientConfig) -> Outcome:
+    log = structlog.get_logger("hello_client")
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    outcome = Outcome.DONE
+
+    def on_signal(sig: signal.Signals, result: Outcome) -> None:
+        nonlocal outcome
+        if not stopping.is_set():
+            outcome = result
+            log.info("client.signal", signal=sig.name)
+            stopping.set()
+
+    for sig, result in (
+        (signal.SIGTERM, Outcome.DONE),
+        (signal.SIGINT, Outcome.DONE),
+        (signal.SIGHUP, Outcome.RELOAD),
+    ):
+        loop.add_signal_handler(sig, on_signal, sig, result)
+
+    async with create_channel(config) as channel:
+        started = time.monotonic()
+        waiting = asyncio.create_task(wait_for_server(channel, config, log))
+        stopped = asyncio.create_task(stopping.wait())
+        await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiting.done():
+            waiting.cancel()
+            log.info("client.stopped", reason="signal before the server was ready")
+            return outcome
+        stopped.cancel()
+        try:
+            attempts = waiting.result()
+        except Exception as error:  # the last startup error, after STARTUP_TIMEOUT
+            log.error(
+                "client.startup_failed",
+                error=str(error),
+                waited_seconds=round(time.monotonic() - started, 3),
+            )
+            return Outcome.SERVER_NEVER_READY
+        log.info(
+            "client.ready",
+            attempts=attempts,
+            waited_seconds=round(time.monotonic() - started, 3),
+        )
+        runner = Runner(
+            config,
+            hello_pb2_grpc.HelloServiceStub(channel),
+            Stats(),
+            rpc_retrying(config.rpc_retries),
+            log,
+        )
+        reason = await runner.run(stopping)
+        log.info("client.stopped", reason=reason)
+    return outcome

@@ -1,0 +1,123 @@
+"""The client loop: rounds of concurrent calls, a log line per answer, periodic summaries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import grpc
+import structlog
+from hellolb.v1 import hello_pb2, hello_pb2_grpc
+from tenacity import AsyncRetrying
+
+from hello_client.config import ClientConfig
+from hello_client.stats import Stats
+
+CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
+
+
+class Runner:
+    """Sends rounds of ``concurrency`` calls until stopped or a configured bound is reached."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        stub: hello_pb2_grpc.HelloServiceStub,
+        stats: Stats,
+        retrying: AsyncRetrying,
+        log: structlog.typing.FilteringBoundLogger,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.stub = stub
+        self.stats = stats
+        self.log = log
+        self.clock = clock
+        self.counter = 0
+        self._call_with_retry = retrying.wraps(self._attempt)
+
+    async def _attempt(self, request: hello_pb2.HelloRequest) -> hello_pb2.HelloResponse:
+        return await self.stub.Hello(request, timeout=self.config.rpc_timeout)
+
+    async def call(self, counter: int) -> None:
+        """One Hello call, retried on UNAVAILABLE; every outcome is counted, none is raised."""
+        request = hello_pb2.HelloRequest(client_id=self.config.client_id, counter=counter)
+        started = self.clock()
+        try:
+            response = await self._call_with_retry(request)
+        except grpc.aio.AioRpcError as error:
+            latency = self.clock() - started
+            self.stats.error(error.code().name)
+            self.log.warning(
+                "client.error",
+                counter=counter,
+                code=error.code().name,
+                details=error.details(),
+                latency_ms=round(latency * 1000, 3),
+            )
+            return
+        except Exception:
+            self.stats.error(CLIENT_EXCEPTION)
+            self.log.exception("client.exception", counter=counter)
+            return
+        latency = self.clock() - started
+        self.stats.answer(response.server_id, latency)
+        if self.config.log_responses:
+            self.log.info(
+                "client.response",
+                counter=counter,
+                server_id=response.server_id,
+                server_pod_ip=response.server_pod_ip,
+                server_node=response.server_node,
+                peer=response.server_address,
+                via=response.caller_address,
+                latency_ms=round(latency * 1000, 3),
+                message=response.message,
+            )
+
+    async def round(self) -> None:
+        first = self.counter + 1
+        self.counter += self.config.concurrency
+        await asyncio.gather(*(self.call(first + i) for i in range(self.config.concurrency)))
+        self.stats.round_done()
+
+    def _bound_reached(self, started: float) -> str | None:
+        config = self.config
+        if config.max_rounds and self.stats.rounds_total >= config.max_rounds:
+            return "max_rounds"
+        if config.max_duration and self.clock() - started >= config.max_duration:
+            return "max_duration"
+        return None
+
+    async def run(self, stopping: asyncio.Event) -> str:
+        """Loop until ``stopping`` is set or a bound is reached; return why it ended."""
+        started = self.clock()
+        reporter = asyncio.create_task(self._report_every_interval(stopping))
+        try:
+            while not stopping.is_set():
+                reached = self._bound_reached(started)
+                if reached:
+                    return reached
+                await self.round()
+                if self.config.round_interval > 0:
+                    await _wait(stopping, self.config.round_interval)
+            return "signal"
+        finally:
+            reporter.cancel()
+            self.log.info("client.summary", **self.stats.summary(final=True))
+
+    async def _report_every_interval(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            if await _wait(stopping, self.config.summary_interval):
+                return
+            self.log.info("client.summary", **self.stats.summary())
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True when it was set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
