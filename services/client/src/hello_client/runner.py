@@ -15,6 +15,9 @@ from hello_client.config import ClientConfig
 from hello_client.stats import Stats
 
 CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
+# When a whole round fails (no server reachable), pause before the next one, doubling
+# from the first to the last value, so an outage does not turn into a busy loop.
+FAILED_ROUND_PAUSE = (0.1, 2.0)
 
 
 class Runner:
@@ -40,8 +43,8 @@ class Runner:
     async def _attempt(self, request: hello_pb2.HelloRequest) -> hello_pb2.HelloResponse:
         return await self.stub.Hello(request, timeout=self.config.rpc_timeout)
 
-    async def call(self, counter: int) -> None:
-        """One Hello call, retried on UNAVAILABLE; every outcome is counted, none is raised."""
+    async def call(self, counter: int) -> bool:
+        """One Hello call, retried on UNAVAILABLE; True when answered. Nothing is raised."""
         request = hello_pb2.HelloRequest(client_id=self.config.client_id, counter=counter)
         started = self.clock()
         try:
@@ -56,11 +59,11 @@ class Runner:
                 details=error.details(),
                 latency_ms=round(latency * 1000, 3),
             )
-            return
+            return False
         except Exception:
             self.stats.error(CLIENT_EXCEPTION)
             self.log.exception("client.exception", counter=counter)
-            return
+            return False
         latency = self.clock() - started
         self.stats.answer(response.server_id, latency)
         if self.config.log_responses:
@@ -75,12 +78,17 @@ class Runner:
                 latency_ms=round(latency * 1000, 3),
                 message=response.message,
             )
+        return True
 
-    async def round(self) -> None:
+    async def round(self) -> int:
+        """Send one round of concurrent calls; return how many were answered."""
         first = self.counter + 1
         self.counter += self.config.concurrency
-        await asyncio.gather(*(self.call(first + i) for i in range(self.config.concurrency)))
+        outcomes = await asyncio.gather(
+            *(self.call(first + i) for i in range(self.config.concurrency))
+        )
         self.stats.round_done()
+        return sum(outcomes)
 
     def _bound_reached(self, started: float) -> str | None:
         config = self.config
@@ -94,14 +102,20 @@ class Runner:
         """Loop until ``stopping`` is set or a bound is reached; return why it ended."""
         started = self.clock()
         reporter = asyncio.create_task(self._report_every_interval(stopping))
+        first_pause, last_pause = FAILED_ROUND_PAUSE
+        pause = first_pause
         try:
             while not stopping.is_set():
                 reached = self._bound_reached(started)
                 if reached:
                     return reached
-                await self.round()
-                if self.config.round_interval > 0:
-                    await _wait(stopping, self.config.round_interval)
+                if await self.round():
+                    pause = first_pause
+                    if self.config.round_interval > 0:
+                        await _wait(stopping, self.config.round_interval)
+                else:
+                    await _wait(stopping, max(pause, self.config.round_interval))
+                    pause = min(pause * 2, last_pause)
             return "signal"
         finally:
             reporter.cancel()

@@ -97,9 +97,6 @@ async def serve(config: ServerConfig) -> Stop:
     log = structlog.get_logger("hello_server")
     servicer = HelloServicer(identity_of(config), config.work_time, log=log)
     server = HelloServer(config, servicer, log)
-    await server.start()
-    log.info("server.started", address=config.bind_address, port=server.port)
-
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future[tuple[Stop, str]] = loop.create_future()
 
@@ -114,6 +111,8 @@ async def serve(config: ServerConfig) -> Stop:
     ):
         loop.add_signal_handler(sig, on_signal, sig, why)
 
+    await server.start()
+    log.info("server.started", address=config.bind_address, port=server.port)
     why, signame = await stopped
     grace = config.shutdown_grace
     log.info("server.stopping", signal=signame, reason=why.value, grace_seconds=grace)

@@ -77,6 +77,7 @@ class HelloServicer(hello_pb2_grpc.HelloServiceServicer):
         self, request: hello_pb2.HelloRequest, context: grpc.aio.ServicerContext
     ) -> hello_pb2.HelloResponse:
         peer = context.peer()
+        self.log.debug("rpc.received", client_id=request.client_id[:64], counter=request.counter)
         reason = validate(request)
         if reason is not None:
             self.log.warning(

@@ -1,0 +1,66 @@
+import pytest
+from hello_server.config import ServerConfig
+from hellolb.config import ConfigError
+
+
+def test_defaults():
+    config = ServerConfig.from_env({})
+    assert (config.bind_address, config.port) == ("0.0.0.0", 50051)
+    assert config.work_time == 0.2
+    assert config.max_connection_age is None
+    assert config.max_connection_age_grace is None
+    assert config.shutdown_grace == 10.0
+    assert config.server_id  # the hostname
+
+
+def test_server_id_comes_from_pod_name_unless_set():
+    assert ServerConfig.from_env({"POD_NAME": "server-abc"}).server_id == "server-abc"
+    both = {"POD_NAME": "server-abc", "SERVER_ID": "s1"}
+    assert ServerConfig.from_env(both).server_id == "s1"
+
+
+def test_max_connection_age_and_grace_are_durations():
+    config = ServerConfig.from_env({"MAX_CONNECTION_AGE": "10s", "MAX_CONNECTION_AGE_GRACE": "20s"})
+    assert (config.max_connection_age, config.max_connection_age_grace) == (10.0, 20.0)
+
+
+def test_work_time_may_be_zero():
+    assert ServerConfig.from_env({"WORK_TIME": "0"}).work_time == 0.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PORT", "http"),
+        ("PORT", "0"),
+        ("PORT", "65536"),
+        ("BIND_ADDRESS", "localhost"),
+        ("BIND_ADDRESS", "127.0.0.300"),
+        ("WORK_TIME", "-1s"),
+        ("WORK_TIME", "1"),
+        ("MAX_CONNECTION_AGE", "0"),
+        ("MAX_CONNECTION_AGE", "10 s"),
+        ("MAX_CONNECTION_AGE_GRACE", "soon"),
+        ("SHUTDOWN_GRACE", "-5s"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_FORMAT", "xml"),
+        ("SERVER_ID", "x" * 300),
+    ],
+)
+def test_bad_values_name_the_variable(variable, value):
+    with pytest.raises(ConfigError) as caught:
+        ServerConfig.from_env({variable: value})
+    assert caught.value.variable == variable
+    assert caught.value.value == value
+    assert caught.value.expected
+
+
+def test_public_address_prefers_the_pod_ip_when_bound_to_all_interfaces():
+    config = ServerConfig.from_env({"POD_IP": "10.244.1.7", "PORT": "7000"})
+    assert config.public_address == "10.244.1.7:7000"
+    local = ServerConfig.from_env({"BIND_ADDRESS": "127.0.0.2", "POD_IP": "10.244.1.7"})
+    assert local.public_address == "127.0.0.2:50051"
+
+
+def test_ipv6_addresses_are_bracketed():
+    assert ServerConfig.from_env({"BIND_ADDRESS": "::1"}).listen_target == "[::1]:50051"
