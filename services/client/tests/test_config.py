@@ -1,0 +1,101 @@
+import pytest
+from hello_client.config import ClientConfig
+from hello_client.target import is_valid_target
+from hellolb.config import ConfigError
+
+
+def test_defaults():
+    config = ClientConfig.from_env({})
+    assert config.server_address == "localhost:50051"
+    assert config.concurrency == 10
+    assert config.lb_policy == "round_robin"
+    assert config.rpc_timeout == 5.0
+    assert config.dns_min_time_between_resolutions == 30.0
+    assert config.summary_interval == 5.0
+    assert (config.max_rounds, config.max_duration) == (0, 0.0)
+    assert config.log_responses is True
+
+
+def test_client_id_comes_from_pod_name_unless_set():
+    assert ClientConfig.from_env({"POD_NAME": "client-x"}).client_id == "client-x"
+    assert ClientConfig.from_env({"POD_NAME": "client-x", "CLIENT_ID": "c"}).client_id == "c"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "server:50051",
+        "dns:///server:50051",
+        "dns:///server.headless.svc.cluster.local:50051",
+        "dns://127.0.0.1:5353/server.lab:50051",
+        "dns:server:50051",
+        "ipv4:127.0.0.2:50051",
+        "ipv4:127.0.0.2:50051,127.0.0.3:50051,127.0.0.4:50051",
+        "ipv6:[::1]:50051",
+        "[::1]:50051",
+        "unix:/tmp/hello.sock",
+        "localhost:1",
+    ],
+)
+def test_accepted_targets(target):
+    assert is_valid_target(target)
+    assert ClientConfig.from_env({"SERVER_ADDRESS": target}).server_address == target
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "server",
+        "server:",
+        "server:port",
+        "server:0",
+        "server:65536",
+        "dns://server:50051",
+        "dns:///server",
+        "dns://not a host/server:1",
+        "ipv4:server:50051",
+        "ipv4:127.0.0.1",
+        "ipv4:127.0.0.1:50051,",
+        "ipv6:::1:50051",
+        "http://server:50051",
+        "ser ver:50051",
+        "-server:50051",
+        "unix:",
+    ],
+)
+def test_malformed_targets(target):
+    assert not is_valid_target(target)
+    with pytest.raises(ConfigError) as caught:
+        ClientConfig.from_env({"SERVER_ADDRESS": target})
+    assert caught.value.variable == "SERVER_ADDRESS"
+    assert "dns:///host:port" in caught.value.expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CONCURRENCY", "ten", "a whole number from 1 to 10000"),
+        ("CONCURRENCY", "0", "a whole number from 1 to 10000"),
+        ("CONCURRENCY", "-3", "a whole number from 1 to 10000"),
+        ("LB_POLICY", "random", "one of round_robin, pick_first"),
+        ("LB_POLICY", "least_request", "one of round_robin, pick_first"),
+        ("RPC_TIMEOUT", "-1s", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
+        ("RPC_TIMEOUT", "0", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
+        ("RPC_TIMEOUT", "5", "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"),
+        ("RPC_RETRIES", "0", "a whole number from 1 to 100"),
+        ("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", "1 minute", "a duration"),
+        ("SUMMARY_INTERVAL", "-5s", "a duration"),
+        ("SUMMARY_INTERVAL", "0", "at least 100ms"),
+        ("ROUND_INTERVAL", "fast", "a duration"),
+        ("MAX_ROUNDS", "-1", "a whole number of at least 0"),
+        ("MAX_DURATION", "1d", "a duration"),
+        ("STARTUP_TIMEOUT", "never", "a duration"),
+        ("LOG_RESPONSES", "sometimes", "true or false"),
+        ("LOG_LEVEL", "loud", "one of debug, info, warning, error"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_accepted(variable, value, expected):
+    with pytest.raises(ConfigError) as caught:
+        ClientConfig.from_env({variable: value})
+    assert (caught.value.variable, caught.value.value) == (variable, value)
+    assert expected in caught.value.expected
