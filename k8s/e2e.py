@@ -1,0 +1,306 @@
+"""End-to-end check of one scenario on a real Kind cluster.
+
+    python k8s/e2e.py --scenario maxage        (or: make e2e SCENARIO=maxage)
+
+Deploys the scenario with ``skaffold run -p <scenario>``, lets the client run, scales the
+servers 3 -> 5 and keeps watching. In the proxy scenario it then scales the proxy 1 -> 3,
+checks that the new proxy pods stay idle, restarts the client and checks that they get traffic.
+The client's JSON log lines are judged by the shared verdict module (``hellolb_lab.verdict``),
+the same code the local lab uses; the exit code is 0 when every expected behaviour was seen.
+
+The functions that read logs and decide are pure and tested offline (``tests/test_e2e.py``);
+only :class:`Cluster` talks to the cluster, through one injectable command runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hellolb_lab import verdict
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
+
+#: Seconds of client traffic before the scale-up, and after it.
+WARMUP_S = 20.0
+OBSERVE_S = {"maxage": 60.0, "linkerd": 40.0}
+DEFAULT_OBSERVE_S = 40.0
+#: Seconds the new proxy pods are watched before, and after, the client restart.
+PROXY_WINDOW_S = 20.0
+#: Added to every bound on a cluster: log timestamps, endpoint propagation, pod readiness.
+CLUSTER_MARGIN_S = 5.0
+#: Linkerd's destination service pushes endpoint changes to the proxies within seconds.
+LINKERD_REACH_S = 10.0
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+Runner = Callable[[Sequence[str]], str]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from a duration as the services accept it (``250ms``, ``10s``, ``2m``, ``0``)."""
+    if text.strip() == "0":
+        return 0.0
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON objects among log lines; anything else (Envoy's own log, blanks) is skipped."""
+    events = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            events.append(value)
+    return events
+
+
+def count_proxy_requests(log_text: str) -> int:
+    """Requests an Envoy served, from its ``proxy.request`` access-log lines."""
+    return sum(1 for e in json_lines(log_text) if e.get("event") == "proxy.request")
+
+
+def rendered_env(docs: Iterable[Mapping[str, Any]], deployment: str) -> dict[str, str]:
+    """Literal env values of the first container of a Deployment in rendered YAML."""
+    for doc in docs:
+        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment:
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            return {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
+    raise KeyError(f"no Deployment {deployment!r} in the rendered overlay")
+
+
+def envoy_dns_refresh_s(docs: Iterable[Mapping[str, Any]]) -> float:
+    """``dns_refresh_rate`` of the ``server`` cluster in the rendered ``envoy`` ConfigMap."""
+    for doc in docs:
+        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "envoy":
+            config = yaml.safe_load(doc["data"]["envoy.yaml"])
+            for cluster in config["static_resources"]["clusters"]:
+                if cluster["name"] == "server":
+                    return parse_duration(cluster.get("dns_refresh_rate", "5s"))
+    raise KeyError("no envoy ConfigMap with a 'server' cluster in the rendered overlay")
+
+
+def reach_bound_for(scenario: str, docs: Sequence[Mapping[str, Any]]) -> float | None:
+    """Seconds within which new servers must answer, from the overlay's own settings."""
+    if scenario == "maxage":
+        server = rendered_env(docs, "server")
+        client = rendered_env(docs, "client")
+        return verdict.reach_bound(
+            scenario,
+            max_connection_age_s=parse_duration(server["MAX_CONNECTION_AGE"]),
+            dns_min_time_s=parse_duration(client.get("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", "30s")),
+            margin_s=CLUSTER_MARGIN_S,
+        )
+    if scenario in ("proxy", "sidecar"):
+        return verdict.reach_bound(
+            scenario, dns_refresh_s=envoy_dns_refresh_s(docs), margin_s=CLUSTER_MARGIN_S
+        )
+    if scenario == "linkerd":
+        return LINKERD_REACH_S + CLUSTER_MARGIN_S
+    return None
+
+
+def evaluate(
+    scenario: str,
+    client_log: str,
+    *,
+    scale_at: float,
+    servers_before: Sequence[str],
+    servers_after: Sequence[str],
+    end: float,
+    reach_bound_s: float | None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[verdict.Verdict, list[verdict.Check]]:
+    """Judge a scenario from the client's log text (all its JSON lines) around a scale-up."""
+    events = json_lines(client_log)
+    result = verdict.judge(
+        scenario,
+        verdict.answers_from_events(events),
+        scale_at=scale_at,
+        servers_before=servers_before,
+        servers_after=servers_after,
+        end=end,
+        failed_rpcs=verdict.failed_rpcs(events),
+        extra=extra,
+    )
+    return result, verdict.expected(scenario, result, reach_bound_s=reach_bound_s)
+
+
+def rfc3339(t: float) -> str:
+    """A timestamp for ``kubectl logs --since-time``."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_command(argv: Sequence[str]) -> str:
+    """Run a command, echo it, return its stdout; stop on failure (bounded to 10 minutes)."""
+    print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+    result = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=600, check=False, cwd=ROOT
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip()}")
+    return result.stdout
+
+
+@dataclass
+class Cluster:
+    """The kubectl and skaffold calls of the check, for one namespace."""
+
+    namespace: str
+    run: Runner = run_command
+    context: str | None = None
+    calls: list[list[str]] = field(default_factory=list)
+
+    def _kubectl(self, *args: str) -> str:
+        ctx = ["--context", self.context] if self.context else []
+        argv = ["kubectl", *ctx, "-n", self.namespace, *args]
+        self.calls.append(argv)
+        return self.run(argv)
+
+    def deploy(self, scenario: str) -> None:
+        ctx = ["--kube-context", self.context] if self.context else []
+        argv = ["skaffold", "run", "-p", scenario, *ctx, "--status-check=true"]
+        self.calls.append(argv)
+        self.run(argv)
+
+    def delete(self, scenario: str) -> None:
+        ctx = ["--kube-context", self.context] if self.context else []
+        argv = ["skaffold", "delete", "-p", scenario, *ctx]
+        self.calls.append(argv)
+        self.run(argv)
+
+    def rollout(self, deployment: str, timeout_s: int = 180) -> None:
+        self._kubectl("rollout", "status", f"deployment/{deployment}", f"--timeout={timeout_s}s")
+
+    def scale(self, deployment: str, replicas: int) -> None:
+        self._kubectl("scale", f"deployment/{deployment}", f"--replicas={replicas}")
+        self.rollout(deployment)
+
+    def pods(self, app: str) -> list[str]:
+        out = self._kubectl(
+            "get",
+            "pods",
+            "-l",
+            f"app={app}",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        )
+        return sorted(out.split())
+
+    def restart_client(self) -> None:
+        self._kubectl("delete", "pod", "-l", "app=client", "--wait=true")
+        self.rollout("client")
+
+    def client_logs(self) -> str:
+        return self._kubectl("logs", "-l", "app=client", "--tail=-1", "--max-log-requests=10")
+
+    def pod_logs_since(self, pod: str, since: float) -> str:
+        return self._kubectl("logs", pod, f"--since-time={rfc3339(since)}")
+
+
+def proxy_phase(
+    cluster: Cluster, sleep: Callable[[float], None], clock: Callable[[], float]
+) -> dict[str, dict[str, int]]:
+    """Scale the proxy 1 -> 3, then restart the client: requests per new proxy pod in each part."""
+    old = set(cluster.pods("proxy"))
+    cluster.scale("proxy", 3)
+    new = sorted(set(cluster.pods("proxy")) - old)
+    start = clock()
+    sleep(PROXY_WINDOW_S)
+    before = {p: count_proxy_requests(cluster.pod_logs_since(p, start)) for p in new}
+    cluster.restart_client()
+    restarted = clock()
+    sleep(PROXY_WINDOW_S)
+    after = {p: count_proxy_requests(cluster.pod_logs_since(p, restarted)) for p in new}
+    return {"before_restart": before, "after_restart": after}
+
+
+def run_scenario(
+    scenario: str,
+    cluster: Cluster,
+    docs: Sequence[Mapping[str, Any]],
+    *,
+    deploy: bool = True,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> tuple[verdict.Verdict, list[verdict.Check]]:
+    """Deploy, warm up, scale the servers 3 -> 5, watch, judge (and the proxy steps)."""
+    if deploy:
+        cluster.deploy(scenario)
+    for name in ("server", "proxy", "client") if scenario == "proxy" else ("server", "client"):
+        cluster.rollout(name)
+    sleep(WARMUP_S)
+    before = cluster.pods("server")
+    cluster.scale("server", 5)
+    # Counted from the moment all five are ready: before that a new pod is not in DNS.
+    scale_at = clock()
+    after = cluster.pods("server")
+    sleep(OBSERVE_S.get(scenario, DEFAULT_OBSERVE_S))
+    end = clock()
+    client_log = cluster.client_logs()
+    extra = proxy_phase(cluster, sleep, clock) if scenario == "proxy" else None
+    return evaluate(
+        scenario,
+        client_log,
+        scale_at=scale_at,
+        servers_before=before,
+        servers_after=after,
+        end=end,
+        reach_bound_s=reach_bound_for(scenario, docs),
+        extra={"proxy_requests": extra} if extra is not None else None,
+    )
+
+
+def render(scenario: str) -> list[dict[str, Any]]:
+    """The scenario's overlay rendered by the real ``kubectl kustomize``."""
+    text = run_command(["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / scenario)])
+    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
+    parser.add_argument("--context", help="kube context (default: the current one)")
+    parser.add_argument("--no-deploy", action="store_true", help="use what is already running")
+    parser.add_argument("--keep", action="store_true", help="leave the scenario deployed")
+    args = parser.parse_args(argv)
+    missing = [tool for tool in ("kubectl", "skaffold") if shutil.which(tool) is None]
+    if missing:
+        print(f"e2e: {', '.join(missing)} not found on PATH (see README)", file=sys.stderr)
+        return 2
+    cluster = Cluster(namespace=args.scenario, context=args.context)
+    try:
+        result, checks = run_scenario(
+            args.scenario, cluster, render(args.scenario), deploy=not args.no_deploy
+        )
+    finally:
+        if not args.keep and not args.no_deploy:
+            cluster.delete(args.scenario)
+    print(verdict.format_verdict(result, checks))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

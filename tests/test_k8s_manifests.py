@@ -1,0 +1,309 @@
+"""The Kustomize overlays: they render, validate against the Kubernetes schema, and say what
+each scenario needs (Service kind, client target, env, Linkerd, hardening, probes)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd"}
+KUBERNETES_VERSION = "1.34.0"
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
+UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(text: str) -> float:
+    match = DURATION.match(text)
+    assert match, f"not a duration: {text!r}"
+    return float(match.group(1)) * UNIT_S[match.group(2)]
+
+
+def env_of(container: dict) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def main_container(deployment: dict) -> dict:
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def all_containers(deployment: dict) -> list[dict]:
+    spec = deployment["spec"]["template"]["spec"]
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def validate(tool, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, "--quiet", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_one_overlay_per_scenario():
+    overlays = {p.name for p in (K8S / "overlays").iterdir() if p.is_dir()}
+    assert overlays == EXPECTED_SCENARIOS
+
+
+def test_overlay_renders_and_validates_strictly(scenario, render, tool, tmp_path):
+    path = tmp_path / f"{scenario}.yaml"
+    path.write_text(render(scenario))
+    result = validate(tool, path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_strict_validation_rejects_an_unknown_field(render, tool, tmp_path):
+    docs = [d for d in yaml.safe_load_all(render("headless")) if d]
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    assert validate(tool, path).returncode != 0
+
+
+def test_kustomizations_use_current_fields_only():
+    deprecated = {"bases", "patchesJson6902", "patchesStrategicMerge", "commonLabels", "vars"}
+    for path in K8S.rglob("kustomization.yaml"):
+        used = set(yaml.safe_load(path.read_text()))
+        assert not used & deprecated, f"{path.relative_to(ROOT)} uses {used & deprecated}"
+
+
+def test_overlays_are_thin(scenario):
+    kustomization = yaml.safe_load((K8S / "overlays" / scenario / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["../../base"]
+    allowed = {"apiVersion", "kind", "namespace", "resources", "components", "patches"}
+    allowed |= {"configMapGenerator"}
+    assert set(kustomization) <= allowed
+
+
+def test_everything_lives_in_the_scenario_namespace(scenario, docs_of):
+    docs = docs_of(scenario)
+    namespaces = [d for d in docs if d["kind"] == "Namespace"]
+    assert [n["metadata"]["name"] for n in namespaces] == [scenario]
+    for d in docs:
+        if d["kind"] != "Namespace":
+            assert d["metadata"]["namespace"] == scenario, d["metadata"]["name"]
+
+
+def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    assert doc(docs, "Deployment", "server")["spec"]["replicas"] == 3
+    assert doc(docs, "Deployment", "client")["spec"]["replicas"] == 1
+
+
+def test_every_client_and_server_container_names_its_scenario(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    for name in ("server", "client"):
+        env = env_of(main_container(doc(docs, "Deployment", name)))
+        assert env["SCENARIO"] == scenario, name
+
+
+def test_pods_get_name_ip_and_node_from_the_downward_api(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    wanted = {"POD_NAME": "metadata.name", "POD_IP": "status.podIP", "NODE_NAME": "spec.nodeName"}
+    for name in ("server", "client"):
+        env = main_container(doc(docs, "Deployment", name))["env"]
+        got = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env if "valueFrom" in e}
+        assert got == wanted, name
+
+
+SERVICE_CLUSTER_IP = {
+    "clusterip": "ClusterIP",
+    "headless": "None",
+    "maxage": "None",
+    "proxy": "None",
+    "sidecar": "None",
+    "linkerd": "ClusterIP",
+}
+CLIENT_TARGET = {
+    "clusterip": "dns:///server:50051",
+    "headless": "dns:///server:50051",
+    "maxage": "dns:///server:50051",
+    "proxy": "dns:///proxy:50051",
+    "sidecar": "ipv4:127.0.0.1:15001",
+    "linkerd": "dns:///server:50051",
+}
+
+
+def test_server_service_is_headless_where_the_scenario_needs_every_pod(scenario, docs_of, doc):
+    service = doc(docs_of(scenario), "Service", "server")
+    expected = SERVICE_CLUSTER_IP[scenario]
+    if expected == "None":
+        assert service["spec"]["clusterIP"] == "None"
+    else:
+        assert "clusterIP" not in service["spec"]
+        assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [
+        {"name": "grpc", "port": 50051, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c"}
+    ]
+
+
+def test_client_targets_what_the_scenario_balances_over(scenario, docs_of, doc):
+    env = env_of(main_container(doc(docs_of(scenario), "Deployment", "client")))
+    assert env["SERVER_ADDRESS"] == CLIENT_TARGET[scenario]
+    assert env["LB_POLICY"] == "round_robin"
+
+
+def test_only_maxage_limits_connection_age(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    server = env_of(main_container(doc(docs, "Deployment", "server")))
+    client = env_of(main_container(doc(docs, "Deployment", "client")))
+    if scenario != "maxage":
+        assert "MAX_CONNECTION_AGE" not in server
+        assert "DNS_MIN_TIME_BETWEEN_RESOLUTIONS" not in client
+
+
+def test_maxage_shows_new_servers_within_a_minute(docs_of, doc):
+    docs = docs_of("maxage")
+    server = env_of(main_container(doc(docs, "Deployment", "server")))
+    client = env_of(main_container(doc(docs, "Deployment", "client")))
+    age = seconds(server["MAX_CONNECTION_AGE"])
+    grace = seconds(server["MAX_CONNECTION_AGE_GRACE"])
+    floor = seconds(client["DNS_MIN_TIME_BETWEEN_RESOLUTIONS"])
+    assert (age, grace, floor) == (10.0, 20.0, 5.0)
+    # Worst case: a connection lives age * 1.1 (jitter), then re-resolution waits for the floor.
+    assert age * 1.1 + floor < 60
+    assert floor < age, "every GOAWAY wave must be allowed to re-resolve"
+
+
+def test_linkerd_injects_client_and_server_only_in_its_scenario(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    for name in ("server", "client"):
+        template = doc(docs, "Deployment", name)["spec"]["template"]
+        annotations = template["metadata"].get("annotations", {})
+        if scenario == "linkerd":
+            assert annotations.get("linkerd.io/inject") == "enabled", name
+        else:
+            assert "linkerd.io/inject" not in annotations, name
+
+
+def test_pod_security_is_restricted_except_where_linkerd_needs_net_admin(scenario, docs_of, doc):
+    labels = doc(docs_of(scenario), "Namespace", scenario)["metadata"]["labels"]
+    expected = "privileged" if scenario == "linkerd" else "restricted"
+    assert labels["pod-security.kubernetes.io/enforce"] == expected
+
+
+def test_every_pod_is_hardened(scenario, docs_of):
+    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        name = deployment["metadata"]["name"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+        for c in all_containers(deployment):
+            sc = c["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, c["name"]
+            assert sc["capabilities"] == {"drop": ["ALL"]}, c["name"]
+            assert "readOnlyRootFilesystem" in sc, c["name"]
+            assert set(c["resources"]) == {"requests", "limits"}, c["name"]
+            assert {"cpu", "memory"} <= set(c["resources"]["limits"]), c["name"]
+
+
+def test_only_live_synced_containers_have_a_writable_root(scenario, docs_of):
+    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+        for c in all_containers(deployment):
+            ours = c["image"].startswith("hellolb-")
+            assert c["securityContext"]["readOnlyRootFilesystem"] is (not ours), c["name"]
+
+
+def test_writable_root_is_explained_beside_the_setting():
+    for name in ("server", "client"):
+        text = (K8S / "base" / f"{name}.yaml").read_text()
+        before = text.split("readOnlyRootFilesystem: false")[0].splitlines()[-4:]
+        assert any("sync" in line.lower() for line in before if line.strip().startswith("#")), name
+
+
+def test_our_images_run_their_own_entrypoint(scenario, docs_of):
+    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+        for c in all_containers(deployment):
+            if c["image"].startswith("hellolb-"):
+                assert "command" not in c, c["name"]
+                assert "args" not in c, c["name"]
+
+
+def test_server_has_native_grpc_probes_on_its_named_port(scenario, docs_of, doc):
+    server = main_container(doc(docs_of(scenario), "Deployment", "server"))
+    assert server["ports"] == [{"name": "grpc", "containerPort": 50051, "protocol": "TCP"}]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert server[probe]["grpc"] == {"port": 50051}, probe
+
+
+def test_termination_grace_exceeds_the_server_shutdown_grace(scenario, docs_of, doc):
+    server = doc(docs_of(scenario), "Deployment", "server")
+    grace = seconds(env_of(main_container(server))["SHUTDOWN_GRACE"])
+    assert server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
+
+
+def test_selectors_use_only_the_stable_name_label(scenario, docs_of):
+    for d in docs_of(scenario):
+        if d["kind"] == "Deployment":
+            selector = d["spec"]["selector"]["matchLabels"]
+            labels = d["spec"]["template"]["metadata"]["labels"]
+        elif d["kind"] == "Service":
+            selector = d["spec"]["selector"]
+            labels = d["metadata"]["labels"]
+        else:
+            continue
+        name = d["metadata"]["name"]
+        assert selector == {"app.kubernetes.io/name": name}
+        assert labels["app"] == name
+        assert labels["app.kubernetes.io/part-of"] == "grpc-lb-lab"
+
+
+def test_proxy_scenario_runs_one_central_envoy_behind_a_headless_service(docs_of, doc):
+    docs = docs_of("proxy")
+    proxy = doc(docs, "Deployment", "proxy")
+    assert proxy["spec"]["replicas"] == 1
+    service = doc(docs, "Service", "proxy")
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["ports"][0]["port"] == 50051
+    envoy = main_container(proxy)
+    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"grpc": 50051, "admin": 9901}
+    assert envoy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    volumes = proxy["spec"]["template"]["spec"]["volumes"]
+    assert volumes == [{"name": "envoy-config", "configMap": {"name": "envoy"}}]
+
+
+def test_sidecar_scenario_runs_envoy_as_a_native_sidecar_of_the_client(docs_of, doc):
+    docs = docs_of("sidecar")
+    spec = doc(docs, "Deployment", "client")["spec"]["template"]["spec"]
+    (sidecar,) = spec["initContainers"]
+    assert sidecar["name"] == "envoy"
+    assert sidecar["restartPolicy"] == "Always"
+    assert spec["volumes"] == [{"name": "envoy-config", "configMap": {"name": "envoy"}}]
+    assert not [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "proxy"]
+
+
+def test_envoy_runs_as_the_images_envoy_user(docs_of):
+    for scenario in ("proxy", "sidecar"):
+        for d in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+            for c in all_containers(d):
+                if c["name"] == "envoy":
+                    pod = d["spec"]["template"]["spec"]["securityContext"]
+                    uid = c["securityContext"].get("runAsUser", pod.get("runAsUser"))
+                    assert uid == 101
+                    assert c["command"] == ["envoy"]
+                    assert c["args"][:2] == ["--config-path", "/etc/envoy/envoy.yaml"]
+
+
+def test_kind_cluster_has_one_control_plane_and_two_workers():
+    config = yaml.safe_load((K8S / "kind" / "cluster.yaml").read_text())
+    assert config["kind"] == "Cluster"
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    roles = sorted(n["role"] for n in config["nodes"])
+    assert roles == ["control-plane", "worker", "worker"]
+
+
+@pytest.mark.parametrize("component", sorted(p.name for p in (K8S / "components").iterdir()))
+def test_every_component_is_used_by_some_overlay(component):
+    used = set()
+    for path in (K8S / "overlays").glob("*/kustomization.yaml"):
+        used |= {Path(c).name for c in yaml.safe_load(path.read_text()).get("components", [])}
+    assert component in used
