@@ -1,0 +1,143 @@
+"""The Envoy configurations of the proxy and sidecar scenarios: accepted by the real Envoy
+(``envoy --mode validate``, same version as the image), and wired to the right Service."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVOY_SCENARIOS = ("proxy", "sidecar")
+IMAGE = "envoyproxy/envoy:v1.40.0"
+#: Where each scenario's Envoy listens for the client, and where its admin interface is.
+LISTENER = {"proxy": ("0.0.0.0", 50051), "sidecar": ("127.0.0.1", 15001)}
+ADMIN = {"proxy": ("0.0.0.0", 9901), "sidecar": ("127.0.0.1", 9901)}
+
+
+def envoy_config(docs_of, doc, scenario: str) -> dict:
+    config_map = doc(docs_of(scenario), "ConfigMap", "envoy")
+    assert set(config_map["data"]) == {"envoy.yaml"}
+    return yaml.safe_load(config_map["data"]["envoy.yaml"])
+
+
+def validate(envoy: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [envoy, "--mode", "validate", "-c", str(path), "--log-level", "warn"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def socket(address: dict) -> tuple[str, int]:
+    s = address["socket_address"]
+    return s["address"], s["port_value"]
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_rendered_config_map_is_the_overlays_envoy_file(scenario, docs_of, doc):
+    file = yaml.safe_load((ROOT / "k8s" / "overlays" / scenario / "envoy.yaml").read_text())
+    assert envoy_config(docs_of, doc, scenario) == file
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_envoy_accepts_the_config(scenario, docs_of, doc, tool, tmp_path):
+    # Validation mode builds every listener and cluster without resolving DNS, so the
+    # in-cluster name of the server Service is fine here.
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(envoy_config(docs_of, doc, scenario)))
+    result = validate(tool("envoy"), path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_envoy_rejects_a_misspelt_field(docs_of, doc, tool, tmp_path):
+    config = envoy_config(docs_of, doc, "proxy")
+    config["static_resources"]["clusters"][0]["lb_polcy"] = "ROUND_ROBIN"
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert validate(tool("envoy"), path).returncode != 0
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_one_listener_feeds_one_http2_round_robin_cluster_over_the_headless_servers(
+    scenario, docs_of, doc
+):
+    config = envoy_config(docs_of, doc, scenario)
+    (listener,) = config["static_resources"]["listeners"]
+    (cluster,) = config["static_resources"]["clusters"]
+    assert socket(listener["address"]) == LISTENER[scenario]
+    assert socket(config["admin"]["address"]) == ADMIN[scenario]
+
+    (chain,) = listener["filter_chains"]
+    (hcm,) = chain["filters"]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    assert {r["route"]["cluster"] for r in routes} == {"server"}
+
+    assert cluster["name"] == "server"
+    assert cluster["type"] == "STRICT_DNS"
+    assert cluster["lb_policy"] == "ROUND_ROBIN"
+    options = cluster["typed_extension_protocol_options"]
+    http = options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+    assert "http2_protocol_options" in http["explicit_http_config"]
+    (endpoint,) = [
+        e["endpoint"]
+        for group in cluster["load_assignment"]["endpoints"]
+        for e in group["lb_endpoints"]
+    ]
+    host, port = socket(endpoint["address"])
+    # The FQDN names the scenario's namespace and a headless Service of that name exists there.
+    assert (host, port) == (f"server.{scenario}.svc.cluster.local", 50051)
+    service = doc(docs_of(scenario), "Service", "server")
+    assert service["metadata"]["namespace"] == scenario
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["ports"][0]["port"] == port
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_access_log_names_the_upstream_server_of_each_request(scenario, docs_of, doc):
+    config = envoy_config(docs_of, doc, scenario)
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (log,) = hcm["typed_config"]["access_log"]
+    fields = log["typed_config"]["log_format"]["json_format"]
+    assert fields["event"] == "proxy.request"
+    assert fields["upstream_host"] == "%UPSTREAM_HOST%"
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_the_client_talks_to_this_envoy(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    client = doc(docs, "Deployment", "client")["spec"]["template"]["spec"]["containers"][0]
+    target = {e["name"]: e.get("value") for e in client["env"]}["SERVER_ADDRESS"]
+    host, port = LISTENER[scenario]
+    if scenario == "sidecar":
+        assert target == f"ipv4:{host}:{port}"
+    else:
+        assert target == f"dns:///proxy:{port}"
+        proxy = doc(docs, "Service", "proxy")
+        assert proxy["spec"]["ports"][0]["port"] == port
+
+
+def test_envoy_image_tag_is_the_version_the_tests_validate_with(tool):
+    out = subprocess.run(
+        [tool("envoy"), "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    match = re.search(r"/(\d+\.\d+\.\d+)/", out)
+    assert match, out
+    assert f"envoyproxy/envoy:v{match.group(1)}" == IMAGE
+
+
+def test_every_envoy_container_uses_the_pinned_image(docs_of):
+    images = set()
+    for scenario in ENVOY_SCENARIOS:
+        for d in docs_of(scenario):
+            if d["kind"] == "Deployment":
+                spec = d["spec"]["template"]["spec"]
+                for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                    if "envoy" in c["image"]:
+                        images.add(c["image"])
+    assert images == {IMAGE}
