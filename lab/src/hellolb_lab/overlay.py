@@ -1,0 +1,139 @@
+"""A scenario's parameters, read from its rendered Kustomize overlay.
+
+The lab never keeps its own copy of replicas, environment or Envoy configuration: it renders
+``k8s/overlays/<scenario>`` with the real ``kubectl kustomize`` and reads them from the result,
+so the lab and the cluster run the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hellolb_lab.procs import LabError, find_binary
+
+#: Env vars a Pod gets from the downward API; the lab supplies its own values for these.
+DOWNWARD = ("POD_NAME", "POD_IP", "NODE_NAME")
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """What the lab takes from one rendered overlay."""
+
+    scenario: str
+    namespace: str
+    server_replicas: int
+    server_env: dict[str, str]
+    client_replicas: int
+    client_env: dict[str, str]
+    proxy_replicas: int | None = None
+    envoy_config: dict[str, Any] | None = None
+    envoy_args: tuple[str, ...] = ()
+    sidecar: bool = False
+    services: dict[str, bool] = field(default_factory=dict)
+
+    @property
+    def uses_envoy(self) -> bool:
+        return self.envoy_config is not None
+
+
+def find_k8s_dir(start: Path | None = None) -> Path:
+    """The ``k8s`` folder of this checkout: searched upward from ``start`` (or cwd), then from
+    this file."""
+    candidates = [start or Path.cwd(), Path(__file__).resolve()]
+    for origin in candidates:
+        for folder in [origin, *origin.parents]:
+            if (folder / "k8s" / "overlays").is_dir():
+                return folder / "k8s"
+    raise LabError("k8s/overlays not found: run the lab from the repository or pass --k8s DIR")
+
+
+def render(scenario: str, k8s_dir: Path, timeout: float = 60.0) -> str:
+    """The overlay rendered by ``kubectl kustomize``."""
+    path = k8s_dir / "overlays" / scenario
+    if not path.is_dir():
+        known = sorted(p.name for p in (k8s_dir / "overlays").iterdir() if p.is_dir())
+        raise LabError(f"no overlay {path}; known: {', '.join(known)}")
+    kubectl = find_binary("kubectl")
+    result = subprocess.run(
+        [kubectl, "kustomize", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "KUBECONFIG": os.devnull},
+    )
+    if result.returncode != 0:
+        raise LabError(f"kubectl kustomize {path} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _literal_env(container: Mapping[str, Any]) -> dict[str, str]:
+    """``value:`` entries only; ``valueFrom`` (downward API) is left to the lab."""
+    return {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+
+
+def _containers(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
+    spec = deployment["spec"]["template"]["spec"]
+    # A native sidecar is an init container that keeps running (restartPolicy: Always).
+    init = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+    return [*init, *(spec.get("containers") or [])]
+
+
+def _is_envoy(container: Mapping[str, Any]) -> bool:
+    return "envoy" in str(container.get("image", "")) or container.get("name") == "envoy"
+
+
+def parse(text: str, scenario: str) -> Overlay:
+    """Extract the lab's parameters from rendered YAML."""
+    docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    deployments = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "Deployment"}
+    config_maps = {d["metadata"]["name"]: d for d in docs if d.get("kind") == "ConfigMap"}
+    services = {
+        d["metadata"]["name"]: d["spec"].get("clusterIP") == "None"
+        for d in docs
+        if d.get("kind") == "Service"
+    }
+    for name in ("server", "client"):
+        if name not in deployments:
+            raise LabError(f"overlay {scenario} has no Deployment {name!r}")
+    server, client = deployments["server"], deployments["client"]
+    server_main = next(c for c in _containers(server) if not _is_envoy(c))
+    client_containers = _containers(client)
+    client_main = next(c for c in client_containers if not _is_envoy(c))
+    sidecar = next((c for c in client_containers if _is_envoy(c)), None)
+    proxy = deployments.get("proxy")
+    envoy_container = sidecar
+    if proxy is not None:
+        envoy_container = next((c for c in _containers(proxy) if _is_envoy(c)), None)
+    envoy_config = None
+    if envoy_container is not None:
+        if "envoy" not in config_maps:
+            raise LabError(f"overlay {scenario} runs Envoy but has no ConfigMap 'envoy'")
+        envoy_config = yaml.safe_load(config_maps["envoy"]["data"]["envoy.yaml"])
+    namespace = server["metadata"].get("namespace", scenario)
+    return Overlay(
+        scenario=scenario,
+        namespace=namespace,
+        server_replicas=int(server["spec"].get("replicas", 1)),
+        server_env=_literal_env(server_main),
+        client_replicas=int(client["spec"].get("replicas", 1)),
+        client_env=_literal_env(client_main),
+        proxy_replicas=int(proxy["spec"].get("replicas", 1)) if proxy is not None else None,
+        envoy_config=envoy_config,
+        envoy_args=tuple(str(a) for a in (envoy_container or {}).get("args") or ()),
+        sidecar=sidecar is not None,
+        services=services,
+    )
+
+
+def load(scenario: str, k8s_dir: Path | None = None) -> Overlay:
+    """Render and parse ``k8s/overlays/<scenario>``."""
+    k8s = k8s_dir or find_k8s_dir()
+    return parse(render(scenario, k8s), scenario)

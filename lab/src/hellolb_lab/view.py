@@ -1,0 +1,154 @@
+"""The live picture: answers per server over time, one row per server, events marked.
+
+Each column is a time slice (1 s, wider for long runs); the bar height in a cell is how many
+answers that server gave in the slice, relative to the busiest cell. ``·`` means the server was
+running but got nothing; blank means it did not exist yet. The ruler above the rows marks the
+lab's events (scale-up, proxy scale-up, client restart) with a letter explained below the chart.
+
+On a terminal the picture is redrawn in place; otherwise (a pipe, a CI log) the view prints a
+short progress line now and then, and the full picture once at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from hellolb_lab.verdict import Answer
+
+BARS = "▁▂▃▄▅▆▇█"
+IDLE = "·"
+MAX_COLUMNS = 60
+
+
+@dataclass
+class Picture:
+    """Everything the view draws; the lab and the log reader fill it in."""
+
+    title: str
+    start: float
+    answers: list[Answer] = field(default_factory=list)
+    #: server id -> when it started (None: unknown, drawn from its first answer)
+    servers: dict[str, float | None] = field(default_factory=dict)
+    #: (time, label) of the lab's events
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    errors: int = 0
+
+
+def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
+    """The picture as text (no escape codes)."""
+    elapsed = max(now - picture.start, 0.001)
+    step = max(1.0, math.ceil(elapsed / width))
+    columns = max(1, math.ceil(elapsed / step))
+    servers = dict(picture.servers)
+    for a in picture.answers:
+        servers.setdefault(a.server_id, None)
+    cells: dict[str, list[int]] = {s: [0] * columns for s in servers}
+    totals: dict[str, int] = dict.fromkeys(servers, 0)
+    first: dict[str, float] = {}
+    for a in picture.answers:
+        col = min(int((a.t - picture.start) // step), columns - 1)
+        if col >= 0:
+            cells[a.server_id][col] += a.count
+        totals[a.server_id] += a.count
+        first.setdefault(a.server_id, a.t)
+    peak = max((n for row in cells.values() for n in row), default=0) or 1
+    name_width = max([len(s) for s in servers] + [8])
+
+    ruler = [" "] * columns
+    legend = []
+    for i, (t, label) in enumerate(sorted(picture.marks)):
+        letter = chr(ord("A") + i)
+        col = min(max(int((t - picture.start) // step), 0), columns - 1)
+        ruler[col] = letter
+        legend.append(f"{letter} {label} at {t - picture.start:.1f}s")
+
+    lines = [f"{picture.title}   {elapsed:5.1f}s   (column = {step:g}s, bar = answers)"]
+    lines.append(" " * name_width + "  " + "".join(ruler))
+    for server in sorted(servers):
+        born = servers[server] if servers[server] is not None else first.get(server, now)
+        row = []
+        for col, count in enumerate(cells[server]):
+            col_end = picture.start + (col + 1) * step
+            if count:
+                row.append(BARS[min(len(BARS) - 1, (count * len(BARS) - 1) // peak)])
+            elif born is not None and born < col_end:
+                row.append(IDLE)
+            else:
+                row.append(" ")
+        lines.append(f"{server:<{name_width}}  {''.join(row)}  {totals[server]:>6}")
+    lines.append(
+        f"{'':<{name_width}}  answers {sum(totals.values())}, failed RPCs {picture.errors}"
+    )
+    lines.extend("  " + item for item in legend)
+    return "\n".join(lines)
+
+
+def progress_line(picture: Picture, now: float) -> str:
+    """One plain line: per-server totals so far."""
+    totals: dict[str, int] = {}
+    for a in picture.answers:
+        totals[a.server_id] = totals.get(a.server_id, 0) + a.count
+    per = " ".join(f"{s}={n}" for s, n in sorted(totals.items())) or "no answers yet"
+    return f"[{picture.title} {now - picture.start:5.1f}s] {per} failed={picture.errors}"
+
+
+class LiveView:
+    """Redraws a :class:`Picture` on a terminal, or prints progress lines elsewhere."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        live: bool | None = None,
+        interval: float = 0.5,
+        plain_interval: float = 5.0,
+        quiet: bool = False,
+    ) -> None:
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.interval = interval if self.live else plain_interval
+        self.quiet = quiet
+        self._last = 0.0
+        self._drawn_lines = 0
+
+    def update(self, picture: Picture, *, force: bool = False) -> None:
+        """Draw if the interval has passed (or ``force``)."""
+        now = time.time()
+        if self.quiet or (not force and now - self._last < self.interval):
+            return
+        self._last = now
+        if self.live:
+            text = render(picture, now)
+            if self._drawn_lines:
+                self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
+            self.stream.write(text + "\n")
+            self._drawn_lines = text.count("\n") + 1
+        else:
+            self.stream.write(progress_line(picture, now) + "\n")
+        self.stream.flush()
+
+    def finish(self, picture: Picture, end: float | None = None) -> None:
+        """The final picture, drawn once (in place of the live one on a terminal)."""
+        if self.quiet:
+            return
+        if self.live and self._drawn_lines:
+            self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
+        self.stream.write(render(picture, end or time.time()) + "\n")
+        self.stream.flush()
+        self._drawn_lines = 0
+
+
+def table(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
+    """A plain Markdown table (also readable in a terminal)."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    out = ["| " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)) + " |"]
+    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells:
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+    return "\n".join(out)
