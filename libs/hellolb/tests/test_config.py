@@ -10,7 +10,9 @@ def test_parse_duration_accepts_number_and_unit(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "10", "-1s", "1.s", "s", "10 s", "1d", "ten", "1e3s", "inf"])
+@pytest.mark.parametrize(
+    "text", ["", "10", "-1s", "1.s", "s", "10 s", "1d", "ten", "1e3s", "inf", "\u0661s"]
+)
 def test_parse_duration_refuses_everything_else(text):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(text)

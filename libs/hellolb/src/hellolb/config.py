@@ -18,7 +18,8 @@ import structlog
 
 EXIT_CONFIG = 2
 
-_DURATION = re.compile(r"^(?P<num>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DURATION = re.compile(r"^(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_HELP = "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"
 
@@ -99,10 +100,9 @@ class Env:
         if value is None:
             return default
         expected = _int_range(minimum, maximum)
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise ConfigError(name, value, expected) from None
+        if not _INTEGER.match(value):  # int() would also take "1_000" and "１"
+            raise ConfigError(name, value, expected)
+        number = int(value)
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             raise ConfigError(name, value, expected)
         return number
