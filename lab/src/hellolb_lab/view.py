@@ -116,12 +116,13 @@ class LiveView:
         self._last = 0.0
         self._drawn_lines = 0
 
-    def update(self, picture: Picture, *, force: bool = False) -> None:
-        """Draw if the interval has passed (or ``force``)."""
-        now = time.time()
-        if self.quiet or (not force and now - self._last < self.interval):
+    def update(self, picture: Picture, *, force: bool = False, now: float | None = None) -> None:
+        """Draw if the interval has passed (or ``force``); ``now`` is the picture's clock."""
+        wall = time.time()
+        if self.quiet or (not force and wall - self._last < self.interval):
             return
-        self._last = now
+        self._last = wall
+        now = wall if now is None else now
         if self.live:
             text = render(picture, now)
             if self._drawn_lines:

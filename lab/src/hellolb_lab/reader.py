@@ -1,0 +1,143 @@
+"""The cluster log reader: ``kubectl logs -f -l app=client -n <scenario> | hellolb-lab watch``.
+
+It reads the client's JSON log lines from a stream, draws the same picture as the lab while they
+arrive, and when the stream ends (or on Ctrl-C) judges them with the shared verdict. Lines that
+are not JSON objects (kubectl's own messages, ``--prefix`` labels) are skipped or stripped.
+
+The reader cannot see when you scaled the Deployment. Pass ``--scale-at`` (the time ``kubectl
+scale`` ran: ISO 8601, epoch seconds, or ``HH:MM:SS`` in UTC today) for exact timing; without it the
+scale-up is taken to be the first answer from a server that was not answering at the start, and
+``--expect-servers 5`` names the servers that never answered.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hellolb_lab import verdict
+from hellolb_lab.view import LiveView, Picture
+
+#: Seconds at the start of the log whose servers count as "the first servers".
+BASELINE_S = 2.0
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """The JSON object in ``line`` (after any ``[pod/...]`` prefix), or None."""
+    start = line.find("{")
+    if start < 0:
+        return None
+    try:
+        event = json.loads(line[start:])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "event" in event else None
+
+
+def parse_when(text: str) -> float:
+    """Epoch seconds from ISO 8601, a number, or ``HH:MM:SS`` (UTC, today)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if len(text) <= 8 and text.count(":") in (1, 2):
+        today = datetime.now(UTC).date().isoformat()
+        text = f"{today}T{text}+00:00"
+    return verdict.parse_timestamp(text)
+
+
+@dataclass
+class Reader:
+    """Collects client events and keeps a :class:`Picture` of them up to date."""
+
+    scenario: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    picture: Picture = field(default_factory=lambda: Picture(title="watch", start=0.0))
+    _responses: bool = False
+
+    def __post_init__(self) -> None:
+        self.picture.title = f"watch {self.scenario}"
+
+    def feed(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if not str(kind).startswith("client."):
+            return
+        self.events.append(event)
+        if "timestamp" not in event:
+            return
+        t = verdict.parse_timestamp(event["timestamp"])
+        if not self.picture.start:
+            self.picture.start = t
+        if kind == "client.response" and event.get("server_id"):
+            if not self._responses:
+                # Responses are exact; drop the coarser summary counts drawn so far.
+                self._responses = True
+                self.picture.answers.clear()
+            client = str(event.get("client_id", ""))
+            self.picture.answers.append(verdict.Answer(t, str(event["server_id"]), 1, client))
+        elif kind == "client.summary":
+            self.picture.errors = verdict.failed_rpcs(self.events)
+            if not self._responses:
+                for server, count in (event.get("by_server_window") or {}).items():
+                    if count:
+                        client = str(event.get("client_id", ""))
+                        self.picture.answers.append(verdict.Answer(t, str(server), count, client))
+        elif kind == "client.error":
+            self.picture.errors += 1
+
+    def judge(
+        self,
+        *,
+        scale_at: float | None = None,
+        expect_servers: int | None = None,
+        reach_bound_s: float | None = None,
+    ) -> tuple[verdict.Verdict, list[verdict.Check]]:
+        answers = verdict.answers_from_events(self.events)
+        note = "given"
+        if scale_at is None and answers:
+            scale_at = infer_scale_at(answers)
+            note = "inferred from the first new server" if scale_at is not None else "none seen"
+        before = {a.server_id for a in answers if scale_at is None or a.t < scale_at}
+        seen = {a.server_id for a in answers}
+        after = set(seen)
+        missing = (expect_servers or 0) - len(seen)
+        after |= {f"(never answered {i})" for i in range(1, missing + 1)}
+        result = verdict.judge(
+            self.scenario,
+            answers,
+            scale_at=scale_at,
+            servers_before=before,
+            servers_after=after,
+            failed_rpcs=verdict.failed_rpcs(self.events),
+            extra={"scale_at": note},
+        )
+        return result, verdict.expected(self.scenario, result, reach_bound_s=reach_bound_s)
+
+
+def infer_scale_at(answers: list[verdict.Answer]) -> float | None:
+    """Time of the first answer from a server that did not answer in the first seconds."""
+    if not answers:
+        return None
+    start = answers[0].t
+    first = {a.server_id for a in answers if a.t < start + BASELINE_S}
+    return next((a.t for a in answers if a.server_id not in first), None)
+
+
+def read(lines: Iterable[str], reader: Reader, view: LiveView, max_lines: int = 10**8) -> int:
+    """Feed up to ``max_lines`` lines to ``reader``, drawing as they come; lines read."""
+    count = 0
+    for count, line in enumerate(lines, start=1):
+        event = parse_line(line)
+        if event is not None:
+            reader.feed(event)
+            if reader.picture.answers:
+                view.update(reader.picture, now=reader.picture.answers[-1].t)
+        if count >= max_lines:
+            break
+    last = max((a.t for a in reader.picture.answers), default=time.time())
+    view.finish(reader.picture, last)
+    return count
