@@ -1,0 +1,236 @@
+"""The cluster end-to-end check (k8s/e2e.py) without a cluster: its log reading and verdicts on
+client logs shaped as the contract describes, and the kubectl/skaffold steps it takes, through a
+stand-in command runner and clock."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("hellolb_lab.verdict", reason="the lab package (shared verdict) is missing")
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("k8s_e2e", ROOT / "k8s" / "e2e.py")
+assert _spec is not None
+assert _spec.loader is not None
+e2e = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = e2e  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(e2e)
+
+T0 = 1_900_000_000.0
+OLD = ["server-a", "server-b", "server-c"]
+NEW = ["server-d", "server-e"]
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def summary(t: float, by_server: dict[str, int], client: str = "client-1", errors: int = 0) -> str:
+    """One client.summary line with the contract's fields."""
+    return json.dumps(
+        {
+            "event": "client.summary",
+            "level": "info",
+            "timestamp": iso(t),
+            "scenario": "test",
+            "client_id": client,
+            "window_seconds": 5.0,
+            "answers_window": sum(by_server.values()),
+            "answers_total": 0,
+            "rounds_total": 0,
+            "by_server_window": by_server,
+            "by_server_total": by_server,
+            "errors_window": {},
+            "errors_total": {"UNAVAILABLE": errors} if errors else {},
+            "errors_total_count": errors,
+            "servers_window": len(by_server),
+            "servers_total": len(by_server),
+            "latency_ms_p50": 201.0,
+            "latency_ms_p99": 230.0,
+            "final": False,
+        }
+    )
+
+
+def client_log(before: list[str], after: list[str], *, scale_at: float, end: float, **kw) -> str:
+    """Summaries every 5 s: even traffic over ``before`` until the scale-up, ``after`` since."""
+    lines = ["not json: a startup banner", ""]
+    t = T0 + 5
+    while t < end:
+        servers = before if t < scale_at else after
+        lines.append(summary(t, dict.fromkeys(servers, 25), **kw))
+        t += 5
+    return "\n".join(lines)
+
+
+def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
+    scale_at, end = T0 + 20, T0 + 60
+    log = client_log(OLD, after, scale_at=scale_at, end=end, **kw)
+    _, checks = e2e.evaluate(
+        scenario,
+        log,
+        scale_at=scale_at,
+        servers_before=OLD,
+        servers_after=OLD + NEW,
+        end=end,
+        reach_bound_s=bound,
+    )
+    return {c.name: c.ok for c in checks}
+
+
+def test_durations_parse_as_the_services_accept_them():
+    assert e2e.parse_duration("250ms") == 0.25
+    assert e2e.parse_duration("10s") == 10.0
+    assert e2e.parse_duration("2m") == 120.0
+    assert e2e.parse_duration("0") == 0.0
+    with pytest.raises(ValueError, match="not a duration"):
+        e2e.parse_duration("10")
+
+
+def test_only_json_objects_are_read_from_logs():
+    text = "[info] envoy starting\n{broken\n[1, 2]\n" + summary(T0, {"a": 1})
+    assert [e["event"] for e in e2e.json_lines(text)] == ["client.summary"]
+
+
+def test_proxy_requests_are_counted_from_envoy_access_log_lines():
+    line = json.dumps({"event": "proxy.request", "upstream_host": "10.0.0.1:50051"})
+    text = "\n".join(["[info] all clusters initialized", line, line, summary(T0, {"a": 1})])
+    assert e2e.count_proxy_requests(text) == 2
+
+
+def test_headless_passes_when_new_servers_stay_idle():
+    assert all(judge("headless", OLD).values())
+
+
+def test_headless_fails_when_a_new_server_is_reached():
+    assert judge("headless", OLD + NEW)["no traffic to the new servers"] is False
+
+
+def test_clusterip_passes_with_one_server_per_client():
+    log = client_log(["server-a"], ["server-a"], scale_at=T0 + 20, end=T0 + 60)
+    _, checks = e2e.evaluate(
+        "clusterip",
+        log,
+        scale_at=T0 + 20,
+        servers_before=OLD,
+        servers_after=OLD + NEW,
+        end=T0 + 60,
+        reach_bound_s=None,
+    )
+    assert all(c.ok for c in checks)
+
+
+def test_clusterip_fails_when_one_client_reaches_several_servers():
+    assert judge("clusterip", OLD)["one server per client connection"] is False
+
+
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+def test_balancing_scenarios_pass_when_new_servers_answer_within_the_bound(scenario):
+    assert all(judge(scenario, OLD + NEW, bound=21.0).values())
+
+
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+def test_balancing_scenarios_fail_when_new_servers_never_answer(scenario):
+    assert judge(scenario, OLD)["every new server reached"] is False
+
+
+def test_failed_rpcs_fail_every_scenario():
+    assert judge("headless", OLD, errors=3)["no failed RPC"] is False
+
+
+def test_reach_bounds_come_from_the_rendered_overlays(docs_of):
+    # maxage: 10 s age x 1.1 jitter + 5 s resolution floor + the cluster margin.
+    assert e2e.reach_bound_for("maxage", docs_of("maxage")) == 10 * 1.1 + 5 + e2e.CLUSTER_MARGIN_S
+    # proxy and sidecar: Envoy's 5 s DNS refresh + the margin.
+    for scenario in ("proxy", "sidecar"):
+        assert e2e.reach_bound_for(scenario, docs_of(scenario)) == 5 + e2e.CLUSTER_MARGIN_S
+    assert e2e.reach_bound_for("headless", docs_of("headless")) is None
+
+
+class FakeCluster:
+    """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock."""
+
+    def __init__(self, scenario: str, new_servers_reached: bool, new_proxies_idle: bool) -> None:
+        self.scenario = scenario
+        self.now = T0
+        self.server_scaled = False
+        self.proxy_scaled = False
+        self.client_restarted = False
+        self.reached = new_servers_reached
+        self.idle = new_proxies_idle
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+    def run(self, argv) -> str:
+        args = list(argv)
+        if "scale" in args:
+            if "deployment/server" in args:
+                self.server_scaled = True
+            else:
+                self.proxy_scaled = True
+        elif "delete" in args and "app=client" in args:
+            self.client_restarted = True
+        elif "get" in args and "app=server" in args:
+            return " ".join(OLD + NEW if self.server_scaled else OLD)
+        elif "get" in args and "app=proxy" in args:
+            return " ".join(["proxy-1", "proxy-2", "proxy-3"] if self.proxy_scaled else ["proxy-1"])
+        elif "logs" in args and "app=client" in args:
+            after = OLD + NEW if self.reached else OLD
+            return client_log(OLD, after, scale_at=T0 + e2e.WARMUP_S, end=self.now)
+        elif "logs" in args:
+            busy = self.client_restarted or not self.idle
+            line = json.dumps({"event": "proxy.request"})
+            return "\n".join([line] * 40) if busy else "[info] idle"
+        return ""
+
+
+def drive(scenario: str, docs_of, reached: bool = True, idle: bool = True):
+    fake = FakeCluster(scenario, reached, idle)
+    cluster = e2e.Cluster(namespace=scenario, run=fake.run)
+    _, checks = e2e.run_scenario(
+        scenario, cluster, docs_of(scenario), sleep=fake.sleep, clock=fake.clock
+    )
+    return cluster.calls, {c.name: c.ok for c in checks}
+
+
+def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5(docs_of):
+    calls, checks = drive("maxage", docs_of)
+    assert calls[0] == ["skaffold", "run", "-p", "maxage", "--status-check=true"]
+    scale = ["kubectl", "-n", "maxage", "scale", "deployment/server", "--replicas=5"]
+    assert scale in calls
+    assert all(checks.values()), checks
+
+
+def test_the_check_fails_when_maxage_never_reaches_the_new_servers(docs_of):
+    _, checks = drive("maxage", docs_of, reached=False)
+    assert checks["every new server reached"] is False
+
+
+def test_proxy_check_scales_the_proxy_then_restarts_the_client(docs_of):
+    calls, checks = drive("proxy", docs_of)
+    scale_proxy = ["kubectl", "-n", "proxy", "scale", "deployment/proxy", "--replicas=3"]
+    restart = ["kubectl", "-n", "proxy", "delete", "pod", "-l", "app=client", "--wait=true"]
+    assert calls.index(scale_proxy) < calls.index(restart)
+    assert checks["new proxy replicas idle until the client restarts"] is True
+    assert checks["new proxy replicas busy after the client restarts"] is True
+
+
+def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart(docs_of):
+    _, checks = drive("proxy", docs_of, idle=False)
+    assert checks["new proxy replicas idle until the client restarts"] is False
+
+
+def test_without_kubectl_or_skaffold_the_check_says_so(monkeypatch, capsys):
+    monkeypatch.setattr(e2e.shutil, "which", lambda _: None)
+    assert e2e.main(["--scenario", "headless"]) == 2
+    assert "not found on PATH" in capsys.readouterr().err
