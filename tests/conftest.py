@@ -20,8 +20,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
-#: The Kubernetes version manifests are validated against (Kind's node image of this release).
-KUBERNETES_VERSION = "1.34.0"
 
 
 def find_tool(name: str) -> str | None:

@@ -13,7 +13,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd"}
-KUBERNETES_VERSION = "1.34.0"
+#: Validated against both ends of what Kind's current node images run (1.34 to 1.37).
+KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -37,9 +38,9 @@ def all_containers(deployment: dict) -> list[dict]:
     return [*spec.get("initContainers", []), *spec["containers"]]
 
 
-def validate(tool, path: Path) -> subprocess.CompletedProcess[str]:
+def validate(tool, path: Path, version: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, "--quiet", str(path)],
+        [tool("kubernetes-validate"), "--strict", "-k", version, "--quiet", str(path)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -52,10 +53,11 @@ def test_one_overlay_per_scenario():
     assert overlays == EXPECTED_SCENARIOS
 
 
-def test_overlay_renders_and_validates_strictly(scenario, render, tool, tmp_path):
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_overlay_renders_and_validates_strictly(scenario, version, render, tool, tmp_path):
     path = tmp_path / f"{scenario}.yaml"
     path.write_text(render(scenario))
-    result = validate(tool, path)
+    result = validate(tool, path, version)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -65,7 +67,7 @@ def test_strict_validation_rejects_an_unknown_field(render, tool, tmp_path):
     deployment["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump_all(docs))
-    assert validate(tool, path).returncode != 0
+    assert validate(tool, path, KUBERNETES_VERSIONS[0]).returncode != 0
 
 
 def test_kustomizations_use_current_fields_only():
