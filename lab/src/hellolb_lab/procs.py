@@ -37,9 +37,14 @@ class LabError(Exception):
 
 
 def check_free(host: str, port: int, *, udp: bool = False) -> None:
-    """Raise :class:`LabError` unless ``host:port`` can be bound (TCP, or UDP)."""
+    """Raise :class:`LabError` unless ``host:port`` can be bound (TCP listener, or UDP)."""
     kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as sock:
+        if not udp:
+            # TCP: ignore TIME_WAIT leftovers (servers and Envoy set SO_REUSEADDR too); Linux
+            # still refuses the bind while anything listens there. Never SO_REUSEPORT.
+            # UDP: no flag at all, since SO_REUSEADDR would let two UDP sockets share a port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -1,0 +1,125 @@
+"""The command line: clear refusals, --assert and --json, and nothing left running on Ctrl-C."""
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from hellolb_lab import procs
+
+LAB = [sys.executable, "-m", "hellolb_lab"]
+
+
+def test_linkerd_needs_a_cluster():
+    proc = subprocess.run([*LAB, "run", "linkerd"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "linkerd needs a Kubernetes cluster" in proc.stderr
+
+
+def test_a_busy_address_is_refused_before_anything_starts(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.88.1", 5353))
+        proc = subprocess.run(
+            [*LAB, "run", "headless", "--net", "127.0.88", "--logs", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2
+    assert "127.0.88.1:5353/udp is not available" in proc.stderr
+    assert not list(tmp_path.rglob("server-*.log"))
+
+
+@pytest.mark.slow
+def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path):
+    """Headless with a max connection age is no longer "headless": the new servers get traffic."""
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [
+            *LAB,
+            "run",
+            "headless",
+            "--net",
+            "127.0.89",
+            "--logs",
+            str(tmp_path / "logs"),
+            "--warmup",
+            "2",
+            "--after",
+            "5",
+            "--plain",
+            "--assert",
+            "--json",
+            str(out),
+            "--server-env",
+            "MAX_CONNECTION_AGE=1s",
+            "--server-env",
+            "MAX_CONNECTION_AGE_GRACE=5s",
+            "--client-env",
+            "DNS_MIN_TIME_BETWEEN_RESOLUTIONS=500ms",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "[FAIL] no traffic to the new servers" in proc.stdout
+    data = json.loads(out.read_text())
+    assert data["ok"] is False
+    assert data["verdict"]["servers_after"]["server-4"] > 0
+    assert data["settings"]["server_env"]["MAX_CONNECTION_AGE"] == "1s"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process(tmp_path):
+    proc = subprocess.Popen(
+        [
+            *LAB,
+            "run",
+            "proxy",
+            "--net",
+            "127.0.90",
+            "--logs",
+            str(tmp_path),
+            "--plain",
+            "--warmup",
+            "30",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        client_log = tmp_path / "client-1.log"
+        procs.wait_until(
+            lambda: client_log.exists() and "client.response" in client_log.read_text(),
+            timeout=60,
+            what="the client's first answer",
+        )
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 130
+    assert "every started process was stopped" in err
+    deadline = time.monotonic() + 5
+    while True:  # sockets may linger a moment after the exit
+        try:
+            procs.check_all_free(
+                [
+                    ("127.0.90.1", 5353, True),
+                    ("127.0.90.11", 50051, False),
+                    ("127.0.90.21", 50051, False),
+                    ("127.0.90.21", 9901, False),
+                ]
+            )
+            break
+        except procs.LabError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

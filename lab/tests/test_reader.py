@@ -1,0 +1,115 @@
+"""The cluster log reader: kubectl logs lines in, the same view and verdict out."""
+
+import io
+import json
+import subprocess
+import sys
+
+from hellolb_lab import reader
+from hellolb_lab.view import LiveView
+
+T0 = "2026-01-01T10:00:{:02d}.000000Z"
+
+
+def summary(sec, window, client="client-abc"):
+    return json.dumps(
+        {
+            "event": "client.summary",
+            "timestamp": T0.format(sec),
+            "client_id": client,
+            "by_server_window": window,
+            "errors_total_count": 0,
+            "level": "info",
+        }
+    )
+
+
+LOG = [
+    'Defaulted container "client" out of: client, envoy',
+    summary(5, {"server-a": 10, "server-b": 10, "server-c": 10}),
+    summary(10, {"server-a": 10, "server-b": 10, "server-c": 11}),
+    "[pod/client-abc/client] "
+    + summary(15, {"server-a": 7, "server-b": 6, "server-c": 6, "server-d": 6, "server-e": 6}),
+    "not json {",
+]
+
+
+def test_lines_are_parsed_with_or_without_a_prefix():
+    assert reader.parse_line(LOG[0]) is None
+    assert reader.parse_line(LOG[3])["client_id"] == "client-abc"
+    assert reader.parse_line(LOG[4]) is None
+
+
+def test_summaries_give_the_view_and_the_verdict():
+    state = reader.Reader("maxage")
+    out = io.StringIO()
+    assert reader.read(LOG, state, LiveView(out, live=False)) == len(LOG)
+    assert "server-d" in out.getvalue()
+    result, checks = state.judge(scale_at=reader.parse_when("2026-01-01T10:00:11Z"))
+    assert result.new_servers == ("server-d", "server-e")
+    assert result.time_to_all_new == 4.0
+    assert all(c.ok for c in checks)
+
+
+def test_without_a_scale_time_the_first_new_server_marks_it():
+    state = reader.Reader("headless")
+    reader.read(LOG[:3], state, LiveView(io.StringIO(), live=False))
+    result, checks = state.judge(expect_servers=5)
+    assert result.extra["scale_at"] == "none seen"
+    assert len(result.new_servers) == 2
+    assert all(c.ok for c in checks)  # nothing reached the two servers that never answered
+    state = reader.Reader("headless")
+    reader.read(LOG, state, LiveView(io.StringIO(), live=False))
+    result, checks = state.judge()
+    assert result.extra["scale_at"].startswith("inferred")
+    assert not all(c.ok for c in checks)
+
+
+def test_watch_command_reads_stdin_and_asserts():
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hellolb_lab",
+            "watch",
+            "--scenario",
+            "headless",
+            "--expect-servers",
+            "5",
+            "--assert",
+            "--plain",
+        ],
+        input="\n".join(LOG[:3]) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[ok] no traffic to the new servers" in proc.stdout
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hellolb_lab",
+            "watch",
+            "--scenario",
+            "headless",
+            "--assert",
+            "--plain",
+        ],
+        input="\n".join(LOG) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "[FAIL] no traffic to the new servers" in proc.stdout
+
+
+def test_parse_when_accepts_clock_times():
+    assert reader.parse_when("1700000000") == 1700000000.0
+    assert (
+        reader.parse_when("2026-01-01T10:00:00Z") - reader.parse_when("2026-01-01T09:59:59+00:00")
+        == 1.0
+    )
+    assert isinstance(reader.parse_when("10:00:00"), float)

@@ -1,0 +1,81 @@
+"""Each scenario's behaviour, from a real run: real servers, real DNS, real Envoy, real client.
+
+Phases are short; every bound comes from the overlay's settings (max connection age, the
+client's re-resolution floor, Envoy's DNS refresh rate), not from guesses.
+"""
+
+import pytest
+from hellolb_lab import scenarios
+
+pytestmark = pytest.mark.slow
+
+OLD = {"server-1", "server-2", "server-3"}
+NEW = ("server-4", "server-5")
+
+
+def run(name, net, tmp_path, **phases):
+    options = scenarios.Options(
+        warmup=3,
+        steady=2,
+        idle=3,
+        restart=3,
+        headless_after=4,
+        net=scenarios.Net(net),
+        log_dir=tmp_path / name,
+        **phases,
+    )
+    result = scenarios.run(name, options)
+    failed = [c for c in result.checks if not c.ok]
+    assert not failed, f"{failed}\nlogs: {result.log_dir}"
+    assert result.verdict.failed_rpcs == 0
+    return result
+
+
+def test_clusterip_one_server_per_client_connection(tmp_path):
+    result = run("clusterip", "127.0.83", tmp_path)
+    v = result.verdict
+    assert set(v.servers_by_client) == {"client-1", "client-2"}
+    assert all(len(servers) == 1 for servers in v.servers_by_client.values())
+    answered_before = [s for s, n in v.servers_before.items() if n]
+    assert len(answered_before) == 1  # round_robin has one address: the virtual one
+
+
+def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path):
+    result = run("headless", "127.0.84", tmp_path)
+    v = result.verdict
+    assert set(v.servers_before) == OLD
+    assert v.balance_before.ratio <= 1.5
+    assert v.new_servers == NEW
+    assert all(v.servers_after[s] == 0 for s in NEW)
+    assert v.reached == {"server-4": None, "server-5": None}
+
+
+def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path):
+    result = run("maxage", "127.0.85", tmp_path)
+    v = result.verdict
+    env = result.settings["server_env"]
+    assert env["MAX_CONNECTION_AGE"]
+    assert env["MAX_CONNECTION_AGE_GRACE"]
+    assert result.bound is not None
+    assert v.time_to_all_new is not None
+    assert v.time_to_all_new <= result.bound
+    assert all(v.servers_after[s] > 0 for s in (*OLD, *NEW))
+
+
+def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(tmp_path):
+    result = run("proxy", "127.0.86", tmp_path)
+    v = result.verdict
+    assert v.time_to_all_new is not None
+    assert v.time_to_all_new <= result.bound
+    split = result.proxy_requests
+    assert split["before_restart"] == {"proxy-2": 0, "proxy-3": 0}
+    assert all(n > 0 for n in split["after_restart"].values())
+    assert split["total"]["proxy-1"] > 0
+
+
+def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path):
+    result = run("sidecar", "127.0.87", tmp_path)
+    v = result.verdict
+    assert result.bound == result.settings["envoy_dns_refresh_s"] + 2.0
+    assert v.time_to_all_new is not None
+    assert v.time_to_all_new <= result.bound

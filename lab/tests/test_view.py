@@ -1,0 +1,50 @@
+"""The picture: one row per server, idle and not-yet-started told apart, events lettered."""
+
+import io
+
+from hellolb_lab.verdict import Answer
+from hellolb_lab.view import LiveView, Picture, render, table
+
+
+def picture():
+    p = Picture(title="headless", start=100.0)
+    p.servers = {"server-1": 100.0, "server-2": 100.0, "server-4": 103.0}
+    p.answers = [Answer(100.0 + t, s) for t in range(6) for s in ("server-1", "server-2")]
+    p.marks = [(103.2, "servers 3 -> 5 in DNS")]
+    return p
+
+
+def test_render_rows_marks_and_idle_servers():
+    text = render(picture(), now=106.0)
+    lines = text.splitlines()
+    row4 = next(line for line in lines if line.startswith("server-4"))
+    assert row4.split()[1] == "···"  # started at 3 s, never answered
+    assert row4.rstrip().endswith(" 0")
+    row1 = next(line for line in lines if line.startswith("server-1"))
+    assert "█" in row1
+    assert lines[1].strip() == "A"
+    assert "A servers 3 -> 5 in DNS at 3.2s" in text
+
+
+def test_plain_output_is_progress_lines_then_the_picture():
+    out = io.StringIO()
+    view = LiveView(out, live=False)
+    view.update(picture(), force=True, now=106.0)
+    view.finish(picture(), 106.0)
+    text = out.getvalue()
+    assert text.startswith("[headless")
+    assert "\x1b[" not in text
+    assert "server-4" in text
+
+
+def test_live_output_redraws_in_place():
+    out = io.StringIO()
+    view = LiveView(out, live=True)
+    view.update(picture(), force=True, now=105.0)
+    view.update(picture(), force=True, now=106.0)
+    assert "\x1b[" in out.getvalue()
+
+
+def test_table():
+    text = table([{"a": 1, "b": "x"}], ["a", "b"])
+    assert text.splitlines()[0] == "| a | b |"
