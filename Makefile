@@ -68,11 +68,12 @@ kind-down: ## Delete the local Kind cluster
 
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
-	$(RUN) python -m hellolb_lab.e2e --scenario $(SCENARIO)
+	$(RUN) python k8s/e2e.py --scenario $(SCENARIO)
 
 .PHONY: k8s-check
 k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
-	$(RUN) pytest tests
+	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
+	  tests/test_tiltfile.py tests/test_ensure_linkerd.py tests/test_e2e.py
 
 ## Lab (one machine, no cluster)
 
