@@ -100,7 +100,7 @@ class Env:
         if value is None:
             return default
         expected = _int_range(minimum, maximum)
-        if not _INTEGER.match(value):  # int() would also take "1_000" and "１"
+        if not _INTEGER.match(value):  # int() would also take "1_000" or non-ASCII digits
             raise ConfigError(name, value, expected)
         number = int(value)
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
