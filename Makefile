@@ -79,16 +79,16 @@ k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Env
 
 .PHONY: lab
 lab: setup ## Reproduce SCENARIO on this machine
-	$(RUN) hellolb-lab run $(SCENARIO)
+	$(RUN) hellolb-lab run $(SCENARIO) $(LAB_ARGS)
 
 .PHONY: tour
 tour: setup ## Every scenario in a row, then a comparison table
-	$(RUN) hellolb-lab tour
+	$(RUN) hellolb-lab tour $(LAB_ARGS)
 
 .PHONY: lab-bench
 lab-bench: setup ## Measure balance, time to new servers and latency per scenario
-	$(RUN) hellolb-lab bench
+	$(RUN) hellolb-lab bench $(LAB_ARGS)
 
 .PHONY: watch
 watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -n X | make watch SCENARIO=X
-	$(RUN) hellolb-lab watch --scenario $(SCENARIO)
+	$(RUN) hellolb-lab watch --scenario $(SCENARIO) $(LAB_ARGS)

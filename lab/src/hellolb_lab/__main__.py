@@ -148,6 +148,9 @@ def _tour_row(result: scenarios.RunResult) -> dict[str, str]:
     else:
         idle = sum(1 for t in v.reached.values() if t is None)
         new = f"{idle} of {len(v.new_servers)} never"
+    if result.scenario == "clusterip":
+        hit = sum(1 for t in v.reached.values() if t is not None)
+        new = f"{hit} of {len(v.new_servers)}, by a new connection only"
     ratio = v.balance_after.ratio
     return {
         "scenario": result.scenario,

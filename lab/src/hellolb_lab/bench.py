@@ -5,9 +5,11 @@ Per scenario: the balance of answers per server in the steady state after the sc
 and what the extra hop costs against direct client-side balancing: the scenario's p50 minus,
 and divided by, the headless scenario's p50 from the same run.
 
-Servers answer at once (``WORK_TIME=0``) so latency is the path, not the work; the client
-pauses briefly between rounds (``ROUND_INTERVAL``) so that two cores shared by every process
-measure the hops rather than CPU contention. This is a measurement, not a test: nothing fails.
+Servers answer at once (``WORK_TIME=0``) so latency is the path, not the work. The client sends
+one call at a time (``CONCURRENCY=1``, unless ``--client-env`` says otherwise) and pauses
+briefly between rounds (``ROUND_INTERVAL``), so that two cores shared by every process measure
+the hops rather than queueing in the client's event loop. This is a measurement, not a test:
+nothing fails.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ COLUMNS = (
 
 
 def bench_options(base: Options) -> Options:
-    """``base`` with zero work time and a short pause between rounds."""
+    """``base`` with zero work time, one call at a time and a short pause between rounds."""
     return dataclasses.replace(
         base,
         work_time="0",
         round_interval=base.round_interval or "10ms",
+        client_env={"CONCURRENCY": "1", **base.client_env},
     )
 
 
@@ -52,6 +55,11 @@ def row(result: RunResult, baseline_p50: float | None) -> dict[str, Any]:
     reached = "never" if v.time_to_all_new is None else f"after {v.time_to_all_new:.1f}s"
     if v.time_to_all_new is None and v.new_servers:
         reached = f"never ({sum(1 for t in v.reached.values() if t is None)} idle)"
+    if result.scenario == "clusterip":
+        # The first connection stays put; only the restarted client's new connection can land on
+        # a new server, by chance.
+        hit = sum(1 for t in v.reached.values() if t is not None)
+        reached = f"{hit} of {len(v.new_servers)}, by a new connection only"
     out: dict[str, Any] = {
         "scenario": result.scenario,
         "hops": HOPS.get(result.scenario, ""),

@@ -51,8 +51,8 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     totals: dict[str, int] = dict.fromkeys(servers, 0)
     first: dict[str, float] = {}
     for a in picture.answers:
-        col = min(int((a.t - picture.start) // step), columns - 1)
-        if col >= 0:
+        col = int((a.t - picture.start) // step)
+        if 0 <= col < columns:
             cells[a.server_id][col] += a.count
         totals[a.server_id] += a.count
         first.setdefault(a.server_id, a.t)
@@ -139,7 +139,10 @@ class LiveView:
             return
         if self.live and self._drawn_lines:
             self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
-        self.stream.write(render(picture, end or time.time()) + "\n")
+        end = end or time.time()
+        # Whole columns only: a last, partial slice would look like a drop in traffic.
+        end = picture.start + max(1.0, math.floor(end - picture.start))
+        self.stream.write(render(picture, end) + "\n")
         self.stream.flush()
         self._drawn_lines = 0
 
