@@ -48,6 +48,9 @@ def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path)
     assert v.new_servers == NEW
     assert all(v.servers_after[s] == 0 for s in NEW)
     assert v.reached == {"server-4": None, "server-5": None}
+    # the client looked the name up once, at the start, and never again
+    assert result.picture.lookups
+    assert all(t < v.scale_at for t in result.picture.lookups)
 
 
 def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path):
@@ -60,6 +63,10 @@ def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path):
     assert v.time_to_all_new is not None
     assert v.time_to_all_new <= result.bound
     assert all(v.servers_after[s] > 0 for s in (*OLD, *NEW))
+    # the new servers came with a re-resolution after the scale-up (a GOAWAY at max age)
+    relookups = [t for t in result.picture.lookups if t > v.scale_at]
+    assert relookups
+    assert min(relookups) <= v.scale_at + v.time_to_all_new
 
 
 def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(tmp_path):

@@ -11,6 +11,7 @@ def picture():
     p.servers = {"server-1": 100.0, "server-2": 100.0, "server-4": 103.0}
     p.answers = [Answer(100.0 + t, s) for t in range(6) for s in ("server-1", "server-2")]
     p.marks = [(103.2, "servers 3 -> 5 in DNS")]
+    p.lookups = [100.1, 104.5]
     return p
 
 
@@ -24,6 +25,8 @@ def test_render_rows_marks_and_idle_servers():
     assert "█" in row1
     assert lines[1].strip() == "A"
     assert "A servers 3 -> 5 in DNS at 3.2s" in text
+    dns_row = next(line for line in lines if line.startswith("dns"))
+    assert dns_row.split("(")[0].rstrip().endswith("*   *")
 
 
 def test_plain_output_is_progress_lines_then_the_picture():

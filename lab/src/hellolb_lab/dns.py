@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -127,28 +128,46 @@ def serve(
     return servers
 
 
-def query(host: str, port: int, name: str, qtype: str = "A", timeout: float = 1.0) -> DNSRecord:
-    """One real UDP query to ``host:port``."""
-    packet = DNSRecord.question(name, qtype).send(host, port, timeout=timeout)
-    return DNSRecord.parse(packet)
+def query(
+    host: str, port: int, name: str, qtype: str = "A", timeout: float = 1.0, source: str = ""
+) -> DNSRecord:
+    """One real UDP query to ``host:port``, sent from ``source`` (any address if empty).
+
+    The lab sends its own checks from the DNS server's address, so that its queries are told
+    apart from the client's in the log.
+    """
+    question = DNSRecord.question(name, qtype)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.bind((source, 0))
+        sock.sendto(question.pack(), (host, port))
+        for _ in range(10):  # skip stray datagrams, bounded
+            packet, _ = sock.recvfrom(65535)
+            reply = DNSRecord.parse(packet)
+            if reply.header.id == question.header.id:
+                return reply
+    raise OSError(f"no matching DNS reply from {host}:{port}")
 
 
-def addresses(host: str, port: int, name: str, timeout: float = 1.0) -> list[str]:
+def addresses(host: str, port: int, name: str, timeout: float = 1.0, source: str = "") -> list[str]:
     """The A records ``host:port`` answers for ``name`` (empty on NXDOMAIN)."""
-    reply = query(host, port, name, "A", timeout)
+    reply = query(host, port, name, "A", timeout, source)
     return sorted(str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A)
 
 
 def wait_answers(
     host: str, port: int, name: str, expected: Iterable[str], timeout: float = 5.0
 ) -> None:
-    """Poll the server until it answers ``expected`` for ``name``; raise TimeoutError if not."""
+    """Poll the server until it answers ``expected`` for ``name``; raise TimeoutError if not.
+
+    The queries come from ``host`` itself (see :func:`query`).
+    """
     want = sorted(expected)
     deadline = time.monotonic() + timeout
     got: list[str] | str = "no answer"
     while time.monotonic() < deadline:
         try:
-            got = addresses(host, port, name, timeout=0.5)
+            got = addresses(host, port, name, timeout=0.5, source=host)
         except OSError as exc:
             got = f"error: {exc}"
         if got == want:

@@ -312,6 +312,18 @@ class Lab:
             with self._lock:
                 self.picture.errors += 1
 
+    def _on_dns_event(self, proc: Proc, event: dict[str, Any]) -> None:
+        """Note when the client (not a proxy) looks its target name up: a re-resolution."""
+        if (
+            event.get("event") == "dns.query"
+            and event.get("qtype") == "A"
+            and self.target_name is not None
+            and event.get("name") == self.target_name
+            and not str(event.get("peer", "")).startswith(f"{self.net.dns[0]}:")
+        ):
+            with self._lock:
+                self.picture.lookups.append(float(event["timestamp"]))
+
     def _start_dns(self, sup: Supervisor) -> None:
         host, port = self.net.dns
         proc = sup.start(
@@ -327,6 +339,7 @@ class Lab:
                 "--ttl",
                 str(dns.DEFAULT_TTL),
             ],
+            on_event=self._on_dns_event,
         )
         proc.wait_event(lambda e: e.get("event") == "dns.started", self.options.startup_timeout)
 

@@ -3,7 +3,8 @@
 Each column is a time slice (1 s, wider for long runs); the bar height in a cell is how many
 answers that server gave in the slice, relative to the busiest cell. ``·`` means the server was
 running but got nothing; blank means it did not exist yet. The ruler above the rows marks the
-lab's events (scale-up, proxy scale-up, client restart) with a letter explained below the chart.
+lab's events (scale-up, proxy scale-up, client restart) with a letter explained below the chart,
+and a ``dns`` row stars the seconds in which the client looked its target name up again.
 
 On a terminal the picture is redrawn in place; otherwise (a pipe, a CI log) the view prints a
 short progress line now and then, and the full picture once at the end.
@@ -37,6 +38,8 @@ class Picture:
     #: (time, label) of the lab's events
     marks: list[tuple[float, str]] = field(default_factory=list)
     errors: int = 0
+    #: times the client's target name was looked up in the lab DNS (re-resolutions)
+    lookups: list[float] = field(default_factory=list)
 
 
 def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
@@ -81,6 +84,13 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
             else:
                 row.append(" ")
         lines.append(f"{server:<{name_width}}  {''.join(row)}  {totals[server]:>6}")
+    if picture.lookups:
+        row = [" "] * columns
+        for t in picture.lookups:
+            col = int((t - picture.start) // step)
+            if 0 <= col < columns:
+                row[col] = "*"
+        lines.append(f"{'dns':<{name_width}}  {''.join(row)}  (* = client looked up the name)")
     lines.append(
         f"{'':<{name_width}}  answers {sum(totals.values())}, failed RPCs {picture.errors}"
     )
