@@ -2,6 +2,7 @@
 
 import os
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -69,3 +70,50 @@ def test_missing_binary_is_named():
     with pytest.raises(procs.LabError, match="no-such-tool not found"):
         procs.find_binary("no-such-tool")
     assert procs.find_binary("envoy").endswith("envoy")
+
+
+def test_children_get_sigterm_when_the_lab_dies(tmp_path):
+    """A lab killed with SIGKILL cannot clean up; the kernel's parent-death signal does."""
+    script = tmp_path / "lab.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from hellolb_lab import procs\n"
+        "sup = procs.Supervisor(Path(sys.argv[1]))\n"
+        f"p = sup.start('child', {SLEEPER!r})\n"
+        "p.wait_event(lambda e: e['event'] == 'up', timeout=10)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    lab = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "logs")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        child = int(lab.stdout.readline())
+        lab.kill()
+        lab.wait(timeout=10)
+        procs.wait_until(lambda: not _alive(child), timeout=10, what="the orphan to exit")
+    finally:
+        if lab.poll() is None:
+            lab.kill()
+
+
+def test_a_missing_program_is_reported(tmp_path):
+    with procs.Supervisor(tmp_path) as sup:
+        p = sup.start("ghost", ["/nonexistent/program"])
+        with pytest.raises(procs.LabError, match="exited with code 127"):
+            p.wait_event(lambda e: False, timeout=10)
+    assert "cannot start /nonexistent/program" in p.log_path.read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); look at its state
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

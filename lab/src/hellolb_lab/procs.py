@@ -5,6 +5,7 @@ block ends, however it ends (SIGTERM, then SIGKILL after a grace). Each child ru
 session, so a Ctrl-C reaches only the lab, which then stops the children in order; each child
 also gets SIGTERM from the kernel if the lab dies without cleaning up (``PR_SET_PDEATHSIG``;
 start processes from the main thread only, since the signal follows the starting thread).
+A launcher sets that up and then execs the program, so the PID the lab holds is the program's.
 
 Before starting anything the lab checks that the addresses and ports it needs are free, by
 binding them itself without ``SO_REUSEADDR``/``SO_REUSEPORT``: gRPC's default
@@ -14,7 +15,6 @@ binding them itself without ``SO_REUSEADDR``/``SO_REUSEPORT``: gRPC's default
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
@@ -82,11 +82,22 @@ def find_binary(name: str) -> str:
     return found
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the lab's starting thread ends."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+#: Runs before the real program, in the child: ask the kernel for SIGTERM when the lab dies,
+#: then exec the program (same PID). A tiny launcher instead of ``preexec_fn``, which is unsafe
+#: while the lab's reader threads run.
+_DIE_WITH_PARENT = f"""
+import ctypes, os, sys
+ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, {int(signal.SIGTERM)})
+try:
+    os.execvp(sys.argv[1], sys.argv[1:])
+except OSError as exc:
+    print(f"cannot start {{sys.argv[1]}}: {{exc.strerror}}", flush=True)
+    sys.exit(127)
+"""
+
+
+def _launcher(argv: Sequence[str]) -> list[str]:
+    return [sys.executable, "-S", "-c", _DIE_WITH_PARENT, *argv]
 
 
 @dataclass
@@ -196,13 +207,12 @@ class Supervisor:
         sink = log_path.open("wb")
         try:
             popen = subprocess.Popen(
-                list(argv),
+                _launcher(argv),
                 env=full_env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             sink.close()
