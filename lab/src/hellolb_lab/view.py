@@ -46,7 +46,8 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     """The picture as text (no escape codes)."""
     elapsed = max(now - picture.start, 0.001)
     step = max(1.0, math.ceil(elapsed / width))
-    columns = max(1, math.ceil(elapsed / step))
+    # Whole columns only: a last, partial slice would look like a drop in traffic.
+    columns = max(1, math.floor(elapsed / step))
     servers = dict(picture.servers)
     for a in picture.answers:
         servers.setdefault(a.server_id, None)
@@ -54,6 +55,8 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     totals: dict[str, int] = dict.fromkeys(servers, 0)
     first: dict[str, float] = {}
     for a in picture.answers:
+        if a.t >= now:
+            continue
         col = int((a.t - picture.start) // step)
         if 0 <= col < columns:
             cells[a.server_id][col] += a.count
@@ -149,10 +152,7 @@ class LiveView:
             return
         if self.live and self._drawn_lines:
             self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")
-        end = end or time.time()
-        # Whole columns only: a last, partial slice would look like a drop in traffic.
-        end = picture.start + max(1.0, math.floor(end - picture.start))
-        self.stream.write(render(picture, end) + "\n")
+        self.stream.write(render(picture, end or time.time()) + "\n")
         self.stream.flush()
         self._drawn_lines = 0
 
