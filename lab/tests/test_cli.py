@@ -19,22 +19,23 @@ def test_linkerd_needs_a_cluster():
     assert "linkerd needs a Kubernetes cluster" in proc.stderr
 
 
-def test_a_busy_address_is_refused_before_anything_starts(tmp_path):
+def test_a_busy_address_is_refused_before_anything_starts(tmp_path, lab_net):
+    net = lab_net(88)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
-        busy.bind(("127.0.88.1", 5353))
+        busy.bind((f"{net}.1", 5353))
         proc = subprocess.run(
-            [*LAB, "run", "headless", "--net", "127.0.88", "--logs", str(tmp_path)],
+            [*LAB, "run", "headless", "--net", net, "--logs", str(tmp_path)],
             capture_output=True,
             text=True,
             timeout=60,
         )
     assert proc.returncode == 2
-    assert "127.0.88.1:5353/udp is not available" in proc.stderr
+    assert f"{net}.1:5353/udp is not available" in proc.stderr
     assert not list(tmp_path.rglob("server-*.log"))
 
 
 @pytest.mark.slow
-def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path):
+def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path, lab_net):
     """Headless with a max connection age is no longer "headless": the new servers get traffic."""
     out = tmp_path / "run.json"
     proc = subprocess.run(
@@ -43,7 +44,7 @@ def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path):
             "run",
             "headless",
             "--net",
-            "127.0.89",
+            lab_net(89),
             "--logs",
             str(tmp_path / "logs"),
             "--warmup",
@@ -74,14 +75,15 @@ def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_process(tmp_path):
+def test_ctrl_c_stops_every_process(tmp_path, lab_net):
+    net = lab_net(90)
     proc = subprocess.Popen(
         [
             *LAB,
             "run",
             "proxy",
             "--net",
-            "127.0.90",
+            net,
             "--logs",
             str(tmp_path),
             "--plain",
@@ -112,10 +114,10 @@ def test_ctrl_c_stops_every_process(tmp_path):
         try:
             procs.check_all_free(
                 [
-                    ("127.0.90.1", 5353, True),
-                    ("127.0.90.11", 50051, False),
-                    ("127.0.90.21", 50051, False),
-                    ("127.0.90.21", 9901, False),
+                    (f"{net}.1", 5353, True),
+                    (f"{net}.11", 50051, False),
+                    (f"{net}.21", 50051, False),
+                    (f"{net}.21", 9901, False),
                 ]
             )
             break

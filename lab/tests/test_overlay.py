@@ -49,7 +49,7 @@ def patched_k8s(tmp_path, k8s_dir, overlay_name, old, new):
     return copy
 
 
-def test_a_changed_overlay_changes_the_lab(tmp_path, k8s_dir):
+def test_a_changed_overlay_changes_the_lab(tmp_path, k8s_dir, lab_net):
     """Two servers instead of three, a different work time: the lab runs what the overlay says."""
     copy = patched_k8s(
         tmp_path,
@@ -67,7 +67,7 @@ def test_a_changed_overlay_changes_the_lab(tmp_path, k8s_dir):
     assert ov.server_env["WORK_TIME"] == "50ms"
 
     options = scenarios.Options(
-        warmup=2, after=2, net=scenarios.Net("127.0.81"), k8s_dir=copy, log_dir=tmp_path / "logs"
+        warmup=2, after=2, net=scenarios.Net(lab_net(81)), k8s_dir=copy, log_dir=tmp_path / "logs"
     )
     result = scenarios.run("headless", options)
     assert set(result.verdict.servers_before) == {"server-1", "server-2"}

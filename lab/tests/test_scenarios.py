@@ -31,8 +31,8 @@ def run(name, net, tmp_path, **phases):
     return result
 
 
-def test_clusterip_one_server_per_client_connection(tmp_path):
-    result = run("clusterip", "127.0.83", tmp_path)
+def test_clusterip_one_server_per_client_connection(tmp_path, lab_net):
+    result = run("clusterip", lab_net(83), tmp_path)
     v = result.verdict
     assert set(v.servers_by_client) == {"client-1", "client-2"}
     assert all(len(servers) == 1 for servers in v.servers_by_client.values())
@@ -40,8 +40,8 @@ def test_clusterip_one_server_per_client_connection(tmp_path):
     assert len(answered_before) == 1  # round_robin has one address: the virtual one
 
 
-def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path):
-    result = run("headless", "127.0.84", tmp_path)
+def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path, lab_net):
+    result = run("headless", lab_net(84), tmp_path)
     v = result.verdict
     assert set(v.servers_before) == OLD
     assert v.balance_before.ratio <= 1.5
@@ -53,8 +53,8 @@ def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path)
     assert all(t < v.scale_at for t in result.picture.lookups)
 
 
-def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path):
-    result = run("maxage", "127.0.85", tmp_path)
+def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path, lab_net):
+    result = run("maxage", lab_net(85), tmp_path)
     v = result.verdict
     env = result.settings["server_env"]
     assert env["MAX_CONNECTION_AGE"]
@@ -69,8 +69,8 @@ def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path):
     assert min(relookups) <= v.scale_at + v.time_to_all_new
 
 
-def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(tmp_path):
-    result = run("proxy", "127.0.86", tmp_path)
+def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(tmp_path, lab_net):
+    result = run("proxy", lab_net(86), tmp_path)
     v = result.verdict
     assert v.time_to_all_new is not None
     assert v.time_to_all_new <= result.bound
@@ -80,8 +80,8 @@ def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(t
     assert split["total"]["proxy-1"] > 0
 
 
-def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path):
-    result = run("sidecar", "127.0.87", tmp_path)
+def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path, lab_net):
+    result = run("sidecar", lab_net(87), tmp_path)
     v = result.verdict
     assert result.bound == result.settings["envoy_dns_refresh_s"] + 2.0
     assert v.time_to_all_new is not None
