@@ -6,21 +6,16 @@ import asyncio
 import sys
 
 import structlog
-from hellolb.config import ConfigError, exit_on_config_error
-from hellolb.logsetup import bind_context, configure_early, configure_logging
+from hellolb.logsetup import bind_context
 from hellolb.reload import reexec
+from hellolb.startup import load_config
 
 from hello_client.app import Outcome, run_client
 from hello_client.config import ClientConfig
 
 
 def main() -> None:
-    configure_early()
-    try:
-        config = ClientConfig.from_env()
-    except ConfigError as error:
-        exit_on_config_error(error, "hello_client")
-    configure_logging(config.log_level, config.log_format)
+    config = load_config(ClientConfig.from_env, "hello_client")
     bind_context(scenario=config.scenario, client_id=config.client_id)
     log = structlog.get_logger("hello_client")
     log.info("client.config", **config.as_log_fields())

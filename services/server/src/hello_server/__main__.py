@@ -6,9 +6,9 @@ import asyncio
 import sys
 
 import structlog
-from hellolb.config import ConfigError, exit_on_config_error
-from hellolb.logsetup import bind_context, configure_early, configure_logging
+from hellolb.logsetup import bind_context
 from hellolb.reload import reexec
+from hellolb.startup import load_config
 
 from hello_server.config import ServerConfig
 from hello_server.server import BindError, Stop, serve
@@ -17,12 +17,7 @@ EXIT_BIND = 1
 
 
 def main() -> None:
-    configure_early()
-    try:
-        config = ServerConfig.from_env()
-    except ConfigError as error:
-        exit_on_config_error(error, "hello_server")
-    configure_logging(config.log_level, config.log_format)
+    config = load_config(ServerConfig.from_env, "hello_server")
     bind_context(scenario=config.scenario, server_id=config.server_id)
     log = structlog.get_logger("hello_server")
     log.info("server.config", **config.as_log_fields())
