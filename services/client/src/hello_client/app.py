@@ -13,7 +13,7 @@ from hellolb.v1 import hello_pb2_grpc
 
 from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
-from hello_client.retry import NotServingError, rpc_retrying, startup_retrying
+from hello_client.retry import NotServingError, RpcRetry, startup_retrying
 from hello_client.runner import Runner
 from hello_client.stats import Stats
 
@@ -90,7 +90,7 @@ async def run_client(config: ClientConfig) -> Outcome:
             config,
             hello_pb2_grpc.HelloServiceStub(channel),
             Stats(),
-            rpc_retrying(config.rpc_retries),
+            RpcRetry(config.rpc_retries),
             log,
         )
         reason = await runner.run(stopping)

@@ -31,7 +31,7 @@ from hellolb.v1 import hello_pb2, hello_pb2_grpc
 from hello_client.app import wait_for_server
 from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
-from hello_client.retry import rpc_retrying
+from hello_client.retry import RpcRetry
 from hello_client.runner import Runner
 from hello_client.stats import Stats, percentile
 
@@ -83,7 +83,7 @@ async def client_loop(config: ClientConfig, channel: grpc.aio.Channel) -> Result
         config,
         hello_pb2_grpc.HelloServiceStub(channel),
         stats,
-        rpc_retrying(config.rpc_retries),
+        RpcRetry(config.rpc_retries),
         structlog.get_logger("bench"),
         clock=time.perf_counter,
     )

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import grpc
 import structlog
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
-from tenacity import AsyncRetrying
 
 from hello_client.config import ClientConfig
+from hello_client.retry import RpcRetry
 from hello_client.stats import Stats
 
 CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
@@ -28,7 +28,7 @@ class Runner:
         config: ClientConfig,
         stub: hello_pb2_grpc.HelloServiceStub,
         stats: Stats,
-        retrying: AsyncRetrying,
+        retry: RpcRetry,
         log: structlog.typing.FilteringBoundLogger,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -38,17 +38,16 @@ class Runner:
         self.log = log
         self.clock = clock
         self.counter = 0
-        self._call_with_retry = retrying.wraps(self._attempt)
-
-    async def _attempt(self, request: hello_pb2.HelloRequest) -> hello_pb2.HelloResponse:
-        return await self.stub.Hello(request, timeout=self.config.rpc_timeout)
+        self.retry = retry
 
     async def call(self, counter: int) -> bool:
         """One Hello call, retried on UNAVAILABLE; True when answered. Nothing is raised."""
         request = hello_pb2.HelloRequest(client_id=self.config.client_id, counter=counter)
         started = self.clock()
         try:
-            response = await self._call_with_retry(request)
+            response = await self.retry(
+                lambda: self.stub.Hello(request, timeout=self.config.rpc_timeout)
+            )
         except grpc.aio.AioRpcError as error:
             latency = self.clock() - started
             self.stats.error(error.code().name)
