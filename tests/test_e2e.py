@@ -1,5 +1,5 @@
 """The cluster end-to-end check (k8s/e2e.py) without a cluster: its log reading and verdicts on
-client logs shaped as the contract describes, and the kubectl/skaffold steps it takes, through a
+client logs shaped as the README documents them, and the kubectl/skaffold steps it takes, through a
 stand-in command runner and clock."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def iso(t: float) -> str:
 
 
 def summary(t: float, by_server: dict[str, int], client: str = "client-1", errors: int = 0) -> str:
-    """One client.summary line with the contract's fields."""
+    """One client.summary line with the documented fields."""
     return json.dumps(
         {
             "event": "client.summary",

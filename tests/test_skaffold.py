@@ -1,5 +1,5 @@
 """skaffold.yaml: valid against the v4beta14 schema, as written and with each profile applied;
-one profile per overlay; sync and restart as the contract says; Linkerd ensured before deploy."""
+one profile per overlay; live sync and the SIGHUP restart; Linkerd ensured before deploy."""
 
 from __future__ import annotations
 

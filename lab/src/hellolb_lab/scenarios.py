@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hellolb.config import parse_duration
+from hello_client.config import ClientConfig
+from hello_server.config import ServerConfig
+from hellolb.config import ConfigError
 
 from hellolb_lab import dns, envoy, verdict
 from hellolb_lab import overlay as overlays
@@ -50,8 +52,6 @@ CLUSTER_ONLY = {
         "with Envoy."
     )
 }
-
-DEFAULT_DNS_MIN_TIME = "30s"  # the client's default, as documented in the contract
 
 
 @dataclass(frozen=True)
@@ -241,15 +241,16 @@ class Lab:
 
     def _reach_bound(self) -> float | None:
         if self.scenario == "maxage":
-            age = self.server_env.get("MAX_CONNECTION_AGE")
-            if not age:
+            # Read with the services' own parsers, defaults included, so the lab's bound
+            # can never disagree with what the processes do.
+            try:
+                age = ServerConfig.from_env(self.server_env).max_connection_age
+                floor = ClientConfig.from_env(self.client_env).dns_min_time_between_resolutions
+            except ConfigError as error:
+                raise LabError(f"{self.scenario}: the overlay sets {error}") from None
+            if age is None:
                 raise LabError("maxage: the overlay sets no MAX_CONNECTION_AGE for the server")
-            floor = self.client_env.get("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", DEFAULT_DNS_MIN_TIME)
-            return verdict.reach_bound(
-                "maxage",
-                max_connection_age_s=parse_duration(age),
-                dns_min_time_s=parse_duration(floor),
-            )
+            return verdict.reach_bound("maxage", max_connection_age_s=age, dns_min_time_s=floor)
         if self.dns_refresh is not None and self.scenario in ("proxy", "sidecar"):
             return verdict.reach_bound(self.scenario, dns_refresh_s=self.dns_refresh)
         return None

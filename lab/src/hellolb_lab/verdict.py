@@ -3,7 +3,7 @@
 One module judges every run, wherever the logs come from: the local lab (which reads the
 client's stdout), the cluster log reader (``kubectl logs -f -l app=client | hellolb-lab watch``)
 and the Kubernetes end-to-end check. Its input is the client's parsed JSON log lines
-(``client.summary``, optionally ``client.response``), as documented in the contract.
+(``client.summary``, optionally ``client.response``), as the README documents them (Log fields).
 
 Typical use from a cluster check::
 
