@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-from hellolb_lab import verdict
+from hellolb_lab import overlay, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
@@ -44,20 +42,7 @@ CLUSTER_MARGIN_S = 5.0
 #: Linkerd's destination service pushes endpoint changes to the proxies within seconds.
 LINKERD_REACH_S = 10.0
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 Runner = Callable[[Sequence[str]], str]
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from a duration as the services accept it (``250ms``, ``10s``, ``2m``, ``0``)."""
-    if text.strip() == "0":
-        return 0.0
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise ValueError(f"not a duration: {text!r}")
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -81,44 +66,17 @@ def count_proxy_requests(log_text: str) -> int:
     return sum(1 for e in json_lines(log_text) if e.get("event") == "proxy.request")
 
 
-def rendered_env(docs: Iterable[Mapping[str, Any]], deployment: str) -> dict[str, str]:
-    """Literal env values of the first container of a Deployment in rendered YAML."""
-    for doc in docs:
-        if doc.get("kind") == "Deployment" and doc["metadata"]["name"] == deployment:
-            container = doc["spec"]["template"]["spec"]["containers"][0]
-            return {e["name"]: str(e["value"]) for e in container.get("env", []) if "value" in e}
-    raise KeyError(f"no Deployment {deployment!r} in the rendered overlay")
-
-
-def envoy_dns_refresh_s(docs: Iterable[Mapping[str, Any]]) -> float:
-    """``dns_refresh_rate`` of the ``server`` cluster in the rendered ``envoy`` ConfigMap."""
-    for doc in docs:
-        if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "envoy":
-            config = yaml.safe_load(doc["data"]["envoy.yaml"])
-            for cluster in config["static_resources"]["clusters"]:
-                if cluster["name"] == "server":
-                    return parse_duration(cluster.get("dns_refresh_rate", "5s"))
-    raise KeyError("no envoy ConfigMap with a 'server' cluster in the rendered overlay")
-
-
-def reach_bound_for(scenario: str, docs: Sequence[Mapping[str, Any]]) -> float | None:
+def reach_bound_for(scenario: str, ov: overlay.Overlay) -> float | None:
     """Seconds within which new servers must answer, from the overlay's own settings."""
-    if scenario == "maxage":
-        server = rendered_env(docs, "server")
-        client = rendered_env(docs, "client")
-        return verdict.reach_bound(
-            scenario,
-            max_connection_age_s=parse_duration(server["MAX_CONNECTION_AGE"]),
-            dns_min_time_s=parse_duration(client.get("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", "30s")),
-            margin_s=CLUSTER_MARGIN_S,
-        )
-    if scenario in ("proxy", "sidecar"):
-        return verdict.reach_bound(
-            scenario, dns_refresh_s=envoy_dns_refresh_s(docs), margin_s=CLUSTER_MARGIN_S
-        )
     if scenario == "linkerd":
         return LINKERD_REACH_S + CLUSTER_MARGIN_S
-    return None
+    return overlay.reach_bound(
+        scenario,
+        server_env=ov.server_env,
+        client_env=ov.client_env,
+        envoy_config=ov.envoy_config,
+        margin_s=CLUSTER_MARGIN_S,
+    )
 
 
 def evaluate(
@@ -240,7 +198,7 @@ def proxy_phase(
 def run_scenario(
     scenario: str,
     cluster: Cluster,
-    docs: Sequence[Mapping[str, Any]],
+    ov: overlay.Overlay,
     *,
     deploy: bool = True,
     sleep: Callable[[float], None] = time.sleep,
@@ -268,15 +226,9 @@ def run_scenario(
         servers_before=before,
         servers_after=after,
         end=end,
-        reach_bound_s=reach_bound_for(scenario, docs),
+        reach_bound_s=reach_bound_for(scenario, ov),
         extra={"proxy_requests": extra} if extra is not None else None,
     )
-
-
-def render(scenario: str) -> list[dict[str, Any]]:
-    """The scenario's overlay rendered by the real ``kubectl kustomize``."""
-    text = run_command(["kubectl", "kustomize", str(ROOT / "k8s" / "overlays" / scenario)])
-    return [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cluster = Cluster(namespace=args.scenario, context=args.context)
     try:
         result, checks = run_scenario(
-            args.scenario, cluster, render(args.scenario), deploy=not args.no_deploy
+            args.scenario,
+            cluster,
+            overlay.load(args.scenario, ROOT / "k8s"),
+            deploy=not args.no_deploy,
         )
     finally:
         if not args.keep and not args.no_deploy:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hellolb_lab import overlay
 
 pytest.importorskip("hellolb_lab.verdict", reason="the lab package (shared verdict) is missing")
 
@@ -21,6 +22,16 @@ assert _spec.loader is not None
 e2e = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = e2e  # dataclasses look their module up while the class is built
 _spec.loader.exec_module(e2e)
+
+_overlays: dict[str, overlay.Overlay] = {}
+
+
+def overlay_of(scenario: str) -> overlay.Overlay:
+    """The scenario's overlay, rendered once by the real ``kubectl kustomize``."""
+    if scenario not in _overlays:
+        _overlays[scenario] = overlay.load(scenario, ROOT / "k8s")
+    return _overlays[scenario]
+
 
 T0 = 1_900_000_000.0
 OLD = ["server-a", "server-b", "server-c"]
@@ -84,15 +95,6 @@ def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
     return {c.name: c.ok for c in checks}
 
 
-def test_durations_parse_as_the_services_accept_them():
-    assert e2e.parse_duration("250ms") == 0.25
-    assert e2e.parse_duration("10s") == 10.0
-    assert e2e.parse_duration("2m") == 120.0
-    assert e2e.parse_duration("0") == 0.0
-    with pytest.raises(ValueError, match="not a duration"):
-        e2e.parse_duration("10")
-
-
 def test_only_json_objects_are_read_from_logs():
     text = "[info] envoy starting\n{broken\n[1, 2]\n" + summary(T0, {"a": 1})
     assert [e["event"] for e in e2e.json_lines(text)] == ["client.summary"]
@@ -144,13 +146,18 @@ def test_failed_rpcs_fail_every_scenario():
     assert judge("headless", OLD, errors=3)["no failed RPC"] is False
 
 
-def test_reach_bounds_come_from_the_rendered_overlays(docs_of):
+def test_reach_bounds_come_from_the_rendered_overlays():
     # maxage: 10 s age x 1.1 jitter + 5 s resolution floor + the cluster margin.
-    assert e2e.reach_bound_for("maxage", docs_of("maxage")) == 10 * 1.1 + 5 + e2e.CLUSTER_MARGIN_S
+    assert (
+        e2e.reach_bound_for("maxage", overlay_of("maxage")) == 10 * 1.1 + 5 + e2e.CLUSTER_MARGIN_S
+    )
     # proxy and sidecar: Envoy's 5 s DNS refresh + the margin.
     for scenario in ("proxy", "sidecar"):
-        assert e2e.reach_bound_for(scenario, docs_of(scenario)) == 5 + e2e.CLUSTER_MARGIN_S
-    assert e2e.reach_bound_for("headless", docs_of("headless")) is None
+        assert e2e.reach_bound_for(scenario, overlay_of(scenario)) == 5 + e2e.CLUSTER_MARGIN_S
+    assert e2e.reach_bound_for("headless", overlay_of("headless")) is None
+    assert e2e.reach_bound_for("linkerd", overlay_of("linkerd")) == (
+        e2e.LINKERD_REACH_S + e2e.CLUSTER_MARGIN_S
+    )
 
 
 class FakeCluster:
@@ -194,30 +201,30 @@ class FakeCluster:
         return ""
 
 
-def drive(scenario: str, docs_of, reached: bool = True, idle: bool = True):
+def drive(scenario: str, reached: bool = True, idle: bool = True):
     fake = FakeCluster(scenario, reached, idle)
     cluster = e2e.Cluster(namespace=scenario, run=fake.run)
     _, checks = e2e.run_scenario(
-        scenario, cluster, docs_of(scenario), sleep=fake.sleep, clock=fake.clock
+        scenario, cluster, overlay_of(scenario), sleep=fake.sleep, clock=fake.clock
     )
     return cluster.calls, {c.name: c.ok for c in checks}
 
 
-def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5(docs_of):
-    calls, checks = drive("maxage", docs_of)
+def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5():
+    calls, checks = drive("maxage")
     assert calls[0] == ["skaffold", "run", "-p", "maxage", "--status-check=true"]
     scale = ["kubectl", "-n", "maxage", "scale", "deployment/server", "--replicas=5"]
     assert scale in calls
     assert all(checks.values()), checks
 
 
-def test_the_check_fails_when_maxage_never_reaches_the_new_servers(docs_of):
-    _, checks = drive("maxage", docs_of, reached=False)
+def test_the_check_fails_when_maxage_never_reaches_the_new_servers():
+    _, checks = drive("maxage", reached=False)
     assert checks["every new server reached"] is False
 
 
-def test_proxy_check_scales_the_proxy_then_restarts_the_client(docs_of):
-    calls, checks = drive("proxy", docs_of)
+def test_proxy_check_scales_the_proxy_then_restarts_the_client():
+    calls, checks = drive("proxy")
     scale_proxy = ["kubectl", "-n", "proxy", "scale", "deployment/proxy", "--replicas=3"]
     restart = ["kubectl", "-n", "proxy", "delete", "pod", "-l", "app=client", "--wait=true"]
     assert calls.index(scale_proxy) < calls.index(restart)
@@ -225,8 +232,8 @@ def test_proxy_check_scales_the_proxy_then_restarts_the_client(docs_of):
     assert checks["new proxy replicas busy after the client restarts"] is True
 
 
-def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart(docs_of):
-    _, checks = drive("proxy", docs_of, idle=False)
+def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart():
+    _, checks = drive("proxy", idle=False)
     assert checks["new proxy replicas idle until the client restarts"] is False
 
 

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hello_client.config import ClientConfig
+from hello_server.config import ServerConfig
+from hellolb.config import ConfigError
 
+from hellolb_lab import envoy, verdict
 from hellolb_lab.procs import LabError, find_binary
 
 #: Env vars a Pod gets from the downward API; the lab supplies its own values for these.
@@ -137,3 +141,38 @@ def load(scenario: str, k8s_dir: Path | None = None) -> Overlay:
     """Render and parse ``k8s/overlays/<scenario>``."""
     k8s = k8s_dir or find_k8s_dir()
     return parse(render(scenario, k8s), scenario)
+
+
+def reach_bound(
+    scenario: str,
+    *,
+    server_env: Mapping[str, str],
+    client_env: Mapping[str, str],
+    envoy_config: Mapping[str, Any] | None = None,
+    dns_refresh_s: float | None = None,
+    margin_s: float = verdict.DEFAULT_MARGIN_S,
+) -> float | None:
+    """Seconds within which the new servers must answer, from a scenario's own settings.
+
+    The lab and the cluster check both call this. Settings are read with the services' own
+    parsers, defaults included, so the bound cannot disagree with what the processes do;
+    Envoy's refresh rate comes from its config unless ``dns_refresh_s`` says otherwise.
+    """
+    if scenario == "maxage":
+        try:
+            age = ServerConfig.from_env(server_env).max_connection_age
+            floor = ClientConfig.from_env(client_env).dns_min_time_between_resolutions
+        except ConfigError as error:
+            raise LabError(f"{scenario}: the overlay sets {error}") from None
+        if age is None:
+            raise LabError(f"{scenario}: the overlay sets no MAX_CONNECTION_AGE for the server")
+        return verdict.reach_bound(
+            scenario, max_connection_age_s=age, dns_min_time_s=floor, margin_s=margin_s
+        )
+    if scenario in ("proxy", "sidecar"):
+        if dns_refresh_s is None:
+            if envoy_config is None:
+                raise LabError(f"{scenario}: the overlay has no Envoy config")
+            dns_refresh_s = envoy.dns_refresh_seconds(dict(envoy_config))
+        return verdict.reach_bound(scenario, dns_refresh_s=dns_refresh_s, margin_s=margin_s)
+    return None

@@ -31,10 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hello_client.config import ClientConfig
-from hello_server.config import ServerConfig
-from hellolb.config import ConfigError
-
 from hellolb_lab import dns, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.procs import LabError, Proc, Supervisor, check_all_free, find_binary
@@ -240,20 +236,13 @@ class Lab:
             self.after = opts.headless_after
 
     def _reach_bound(self) -> float | None:
-        if self.scenario == "maxage":
-            # Read with the services' own parsers, defaults included, so the lab's bound
-            # can never disagree with what the processes do.
-            try:
-                age = ServerConfig.from_env(self.server_env).max_connection_age
-                floor = ClientConfig.from_env(self.client_env).dns_min_time_between_resolutions
-            except ConfigError as error:
-                raise LabError(f"{self.scenario}: the overlay sets {error}") from None
-            if age is None:
-                raise LabError("maxage: the overlay sets no MAX_CONNECTION_AGE for the server")
-            return verdict.reach_bound("maxage", max_connection_age_s=age, dns_min_time_s=floor)
-        if self.dns_refresh is not None and self.scenario in ("proxy", "sidecar"):
-            return verdict.reach_bound(self.scenario, dns_refresh_s=self.dns_refresh)
-        return None
+        return overlays.reach_bound(
+            self.scenario,
+            server_env=self.server_env,
+            client_env=self.client_env,
+            envoy_config=self.envoy_config,
+            dns_refresh_s=self.dns_refresh,
+        )
 
     def settings(self) -> dict[str, Any]:
         return {
