@@ -1,3 +1,5 @@
+import socket
+
 import pytest
 from hello_server.config import ServerConfig
 from hellolb.config import ConfigError
@@ -60,6 +62,7 @@ def test_public_address_prefers_the_pod_ip_when_bound_to_all_interfaces():
     assert config.public_address == "10.244.1.7:7000"
     local = ServerConfig.from_env({"BIND_ADDRESS": "127.0.0.2", "POD_IP": "10.244.1.7"})
     assert local.public_address == "127.0.0.2:50051"
+    assert ServerConfig.from_env({}).public_address == f"{socket.gethostname()}:50051"
 
 
 def test_ipv6_addresses_are_bracketed():

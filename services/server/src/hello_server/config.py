@@ -37,10 +37,11 @@ class ServerConfig:
 
     @property
     def public_address(self) -> str:
-        """Where clients reach this server: the pod IP when bound to all interfaces."""
+        """Where clients reach this server: when bound to all interfaces, the pod IP, else
+        the host name."""
         host = self.bind_address
-        if host in ("0.0.0.0", "::") and self.pod_ip:
-            host = self.pod_ip
+        if host in ("0.0.0.0", "::"):
+            host = self.pod_ip or socket.gethostname()
         if ":" in host:
             host = f"[{host}]"
         return f"{host}:{self.port}"
