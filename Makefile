@@ -12,7 +12,7 @@ CLUSTER ?= grpc-lb-lab
 
 .PHONY: help
 help: ## List the targets
-	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 .venv-tools/bin/uv:
 	python3 -m venv .venv-tools
@@ -45,7 +45,7 @@ fmt: setup ## Format the code
 	$(RUN) ruff check --fix .
 
 .PHONY: server
-server: setup ## Run one server on localhost:50051
+server: setup ## Run one server on port 50051
 	$(RUN) python -m hello_server
 
 .PHONY: client
