@@ -34,9 +34,10 @@ test: setup ## Run the whole test suite
 	$(RUN) pytest
 
 .PHONY: lint
-lint: setup ## ruff and hadolint
+lint: setup ## ruff, mypy and hadolint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) mypy
 	$(RUN) hadolint services/server/Dockerfile services/client/Dockerfile
 
 .PHONY: fmt

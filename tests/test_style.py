@@ -1,4 +1,4 @@
-"""The code base stays lint-clean: ruff for Python, hadolint for the Dockerfiles."""
+"""The code base stays clean: ruff and mypy for Python, hadolint for the Dockerfiles."""
 
 import shutil
 import subprocess
@@ -32,6 +32,11 @@ def test_ruff_check_is_clean():
 
 def test_ruff_format_is_clean():
     result = run(tool("ruff"), "format", "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_no_type_errors():
+    result = run(tool("mypy"), "--cache-dir", "/dev/null")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

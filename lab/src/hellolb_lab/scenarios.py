@@ -34,6 +34,7 @@ from typing import Any
 from hellolb_lab import dns, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.procs import LabError, Proc, Supervisor, check_all_free, find_binary
+from hellolb_lab.verdict import Check, Verdict
 from hellolb_lab.view import LiveView, Picture
 
 #: Scenarios the lab runs on one machine, in tour order.
@@ -114,8 +115,8 @@ class RunResult:
     """A finished run: the verdict, the checks, and what the benchmark reads."""
 
     scenario: str
-    verdict: verdict.Verdict
-    checks: list[verdict.Check]
+    verdict: Verdict
+    checks: list[Check]
     bound: float | None
     marks: list[tuple[float, str]]
     settings: dict[str, Any]
@@ -222,7 +223,9 @@ class Lab:
             self.target_name = fqdn
             self.target_port = target_port
         self.envoy_config = ov.envoy_config
-        self.dns_refresh = envoy.dns_refresh_seconds(ov.envoy_config) if ov.uses_envoy else None
+        self.dns_refresh = (
+            envoy.dns_refresh_seconds(ov.envoy_config) if ov.envoy_config is not None else None
+        )
         if ov.uses_envoy and any(
             c.get("respect_dns_ttl") for c in envoy.dns_clusters(ov.envoy_config or {})
         ):

@@ -10,8 +10,11 @@ from hellolb.logsetup import configure_early, configure_logging
 
 
 class LoggingSettings(Protocol):
-    log_level: str
-    log_format: str
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str: ...
 
 
 Config = TypeVar("Config", bound=LoggingSettings)

@@ -10,7 +10,7 @@ from hello_client.config import ClientConfig
 
 
 def channel_options(config: ClientConfig) -> list[tuple[str, str | int]]:
-    service_config = {"loadBalancingConfig": [{config.lb_policy: {}}]}
+    service_config: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: {}}]}
     return [
         ("grpc.service_config", json.dumps(service_config)),
         # Never look up TXT records for a service config: ours is the one above.

@@ -52,7 +52,9 @@ def _is_ipv6(text: str) -> bool:
 
 def _valid_host_port(text: str) -> bool:
     match = _HOST_PORT.match(text)
-    return bool(match) and _valid_host(match["host"]) and _valid_port(match["port"])
+    if match is None:
+        return False
+    return _valid_host(match["host"]) and _valid_port(match["port"])
 
 
 def _valid_address_list(text: str, family: str) -> bool:
