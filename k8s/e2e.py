@@ -207,8 +207,12 @@ def run_scenario(
     """Deploy, warm up, scale the servers 3 -> 5, watch, judge (and the proxy steps)."""
     if deploy:
         cluster.deploy(scenario)
-    for name in ("server", "proxy", "client") if scenario == "proxy" else ("server", "client"):
+    for name in ("server", "proxy") if scenario == "proxy" else ("server",):
         cluster.rollout(name)
+    # The client resolves its target once, when it starts. Deployed beside the servers it
+    # may have started while only some were ready, and would balance over those alone:
+    # start it afresh now that every server (and proxy) is ready.
+    cluster.restart_client()
     sleep(WARMUP_S)
     before = cluster.pods("server")
     cluster.scale("server", 5)

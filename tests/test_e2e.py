@@ -168,7 +168,7 @@ class FakeCluster:
         self.now = T0
         self.server_scaled = False
         self.proxy_scaled = False
-        self.client_restarted = False
+        self.client_restarted_after_proxy_scale = False
         self.reached = new_servers_reached
         self.idle = new_proxies_idle
 
@@ -186,7 +186,8 @@ class FakeCluster:
             else:
                 self.proxy_scaled = True
         elif "delete" in args and "app=client" in args:
-            self.client_restarted = True
+            # Only a client started after the proxies scaled can know the new ones.
+            self.client_restarted_after_proxy_scale = self.proxy_scaled
         elif "get" in args and "app=server" in args:
             return " ".join(OLD + NEW if self.server_scaled else OLD)
         elif "get" in args and "app=proxy" in args:
@@ -195,7 +196,7 @@ class FakeCluster:
             after = OLD + NEW if self.reached else OLD
             return client_log(OLD, after, scale_at=T0 + e2e.WARMUP_S, end=self.now)
         elif "logs" in args:
-            busy = self.client_restarted or not self.idle
+            busy = self.client_restarted_after_proxy_scale or not self.idle
             line = json.dumps({"event": "proxy.request"})
             return "\n".join([line] * 40) if busy else "[info] idle"
         return ""
@@ -218,6 +219,18 @@ def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5
     assert all(checks.values()), checks
 
 
+@pytest.mark.parametrize("scenario", ["headless", "proxy"])
+def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(scenario):
+    calls, _ = drive(scenario)
+    ns = ["kubectl", "-n", scenario]
+    restart = calls.index([*ns, "delete", "pod", "-l", "app=client", "--wait=true"])
+    ready = [calls.index([*ns, "rollout", "status", "deployment/server", "--timeout=180s"])]
+    if scenario == "proxy":
+        ready.append(calls.index([*ns, "rollout", "status", "deployment/proxy", "--timeout=180s"]))
+    scale = calls.index([*ns, "scale", "deployment/server", "--replicas=5"])
+    assert max(ready) < restart < scale
+
+
 def test_the_check_fails_when_maxage_never_reaches_the_new_servers():
     _, checks = drive("maxage", reached=False)
     assert checks["every new server reached"] is False
@@ -227,7 +240,8 @@ def test_proxy_check_scales_the_proxy_then_restarts_the_client():
     calls, checks = drive("proxy")
     scale_proxy = ["kubectl", "-n", "proxy", "scale", "deployment/proxy", "--replicas=3"]
     restart = ["kubectl", "-n", "proxy", "delete", "pod", "-l", "app=client", "--wait=true"]
-    assert calls.index(scale_proxy) < calls.index(restart)
+    last_restart = len(calls) - 1 - calls[::-1].index(restart)
+    assert calls.index(scale_proxy) < last_restart
     assert checks["new proxy replicas idle until the client restarts"] is True
     assert checks["new proxy replicas busy after the client restarts"] is True
 
