@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hellolb.config import parse_duration
 
 from hellolb_lab.procs import LabError
 
@@ -77,12 +78,10 @@ def dns_refresh_seconds(config: dict[str, Any]) -> float:
 
 
 def _seconds(value: str | float | int) -> float:
+    """An Envoy duration (``"5s"``, ``"0.5s"``, or a number of seconds) in seconds."""
     if isinstance(value, int | float):
         return float(value)
-    text = value.strip()
-    if text.endswith("ms"):
-        return float(text[:-2]) / 1000
-    return float(text.rstrip("s"))
+    return parse_duration(value)
 
 
 def adapt(config: dict[str, Any], *, dns: tuple[str, int], listen_ip: str) -> dict[str, Any]:

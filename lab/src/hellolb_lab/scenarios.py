@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hello_client.stats import percentile
+
 from hellolb_lab import dns, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.procs import LabError, Proc, Supervisor, check_all_free, find_binary
@@ -150,13 +152,6 @@ def split_target(target: str) -> tuple[str, str, int]:
     if match is None:
         raise LabError(f"the lab cannot rewrite SERVER_ADDRESS={target!r}")
     return match[1] or "dns", match[2], int(match[3])
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
 class Lab:
@@ -583,9 +578,11 @@ class Lab:
             and verdict.parse_timestamp(e["timestamp"])
             >= ready.get(str(e.get("client_id")), 0.0) + 1.0
         ]
+        latencies.sort()
+        p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
         latency = {
-            "p50": percentile(latencies, 0.5),
-            "p99": percentile(latencies, 0.99),
+            "p50": None if p50 is None else round(p50, 3),
+            "p99": None if p99 is None else round(p99, 3),
             "mean": round(statistics.fmean(latencies), 3) if latencies else None,
             "count": len(latencies),
         }
