@@ -15,7 +15,6 @@ only :class:`Cluster` talks to the cluster, through one injectable command runne
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hellolb_lab import overlay, verdict
+from hellolb_lab import overlay, reader, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
@@ -46,19 +45,9 @@ Runner = Callable[[Sequence[str]], str]
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
-    """The JSON objects among log lines; anything else (Envoy's own log, blanks) is skipped."""
-    events = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            events.append(value)
-    return events
+    """The JSON log events among ``text``'s lines; anything else (Envoy's own log, blanks)
+    is skipped, as the cluster log reader does."""
+    return [event for line in text.splitlines() if (event := reader.parse_line(line))]
 
 
 def count_proxy_requests(log_text: str) -> int:

@@ -65,43 +65,23 @@ def test_without_a_scale_time_the_first_new_server_marks_it():
     assert not all(c.ok for c in checks)
 
 
-def test_watch_command_reads_stdin_and_asserts():
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hellolb_lab",
-            "watch",
-            "--scenario",
-            "headless",
-            "--expect-servers",
-            "5",
-            "--assert",
-            "--plain",
-        ],
-        input="\n".join(LOG[:3]) + "\n",
+def watch(lines, *options):
+    """``hellolb-lab watch --scenario headless --assert --plain`` fed ``lines`` on stdin."""
+    return subprocess.run(
+        [sys.executable, "-m", "hellolb_lab", "watch", "--scenario", "headless", *options]
+        + ["--assert", "--plain"],
+        input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_watch_command_reads_stdin_and_asserts():
+    proc = watch(LOG[:3], "--expect-servers", "5")
     assert proc.returncode == 0, proc.stderr
     assert "[ok] no traffic to the new servers" in proc.stdout
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "hellolb_lab",
-            "watch",
-            "--scenario",
-            "headless",
-            "--assert",
-            "--plain",
-        ],
-        input="\n".join(LOG) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = watch(LOG)
     assert proc.returncode == 1
     assert "[FAIL] no traffic to the new servers" in proc.stdout
 
