@@ -67,9 +67,9 @@ def test_without_a_scale_time_the_first_new_server_marks_it():
 
 def watch(lines, *options):
     """``hellolb-lab watch --scenario headless --assert --plain`` fed ``lines`` on stdin."""
+    argv = [sys.executable, "-m", "hellolb_lab", "watch", "--scenario", "headless"]
     return subprocess.run(
-        [sys.executable, "-m", "hellolb_lab", "watch", "--scenario", "headless", *options]
-        + ["--assert", "--plain"],
+        [*argv, *options, "--assert", "--plain"],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,
