@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hellolb_lab import overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -92,6 +93,12 @@ def tool() -> Callable[[str], str]:
 def render() -> Callable[[str], str]:
     """Rendered YAML text of a scenario's overlay."""
     return rendered_text
+
+
+@pytest.fixture
+def overlay_of() -> Callable[[str], overlay.Overlay]:
+    """A scenario's overlay as the lab and the cluster check read it (rendered once)."""
+    return lambda scenario: overlay.parse(rendered_text(scenario), scenario)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hellolb_lab import overlay
 
 pytest.importorskip("hellolb_lab.verdict", reason="the lab package (shared verdict) is missing")
 
@@ -22,15 +21,6 @@ assert _spec.loader is not None
 e2e = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = e2e  # dataclasses look their module up while the class is built
 _spec.loader.exec_module(e2e)
-
-_overlays: dict[str, overlay.Overlay] = {}
-
-
-def overlay_of(scenario: str) -> overlay.Overlay:
-    """The scenario's overlay, rendered once by the real ``kubectl kustomize``."""
-    if scenario not in _overlays:
-        _overlays[scenario] = overlay.load(scenario, ROOT / "k8s")
-    return _overlays[scenario]
 
 
 T0 = 1_900_000_000.0
@@ -146,7 +136,7 @@ def test_failed_rpcs_fail_every_scenario():
     assert judge("headless", OLD, errors=3)["no failed RPC"] is False
 
 
-def test_reach_bounds_come_from_the_rendered_overlays():
+def test_reach_bounds_come_from_the_rendered_overlays(overlay_of):
     # maxage: 10 s age x 1.1 jitter + 5 s resolution floor + the cluster margin.
     assert (
         e2e.reach_bound_for("maxage", overlay_of("maxage")) == 10 * 1.1 + 5 + e2e.CLUSTER_MARGIN_S
@@ -202,7 +192,7 @@ class FakeCluster:
         return ""
 
 
-def drive(scenario: str, reached: bool = True, idle: bool = True):
+def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True):
     fake = FakeCluster(scenario, reached, idle)
     cluster = e2e.Cluster(namespace=scenario, run=fake.run)
     _, checks = e2e.run_scenario(
@@ -211,8 +201,8 @@ def drive(scenario: str, reached: bool = True, idle: bool = True):
     return cluster.calls, {c.name: c.ok for c in checks}
 
 
-def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5():
-    calls, checks = drive("maxage")
+def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5(overlay_of):
+    calls, checks = drive(overlay_of, "maxage")
     assert calls[0] == ["skaffold", "run", "-p", "maxage", "--status-check=true"]
     scale = ["kubectl", "-n", "maxage", "scale", "deployment/server", "--replicas=5"]
     assert scale in calls
@@ -220,8 +210,8 @@ def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5
 
 
 @pytest.mark.parametrize("scenario", ["headless", "proxy"])
-def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(scenario):
-    calls, _ = drive(scenario)
+def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_of, scenario):
+    calls, _ = drive(overlay_of, scenario)
     ns = ["kubectl", "-n", scenario]
     restart = calls.index([*ns, "delete", "pod", "-l", "app=client", "--wait=true"])
     ready = [calls.index([*ns, "rollout", "status", "deployment/server", "--timeout=180s"])]
@@ -231,13 +221,13 @@ def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(scenario)
     assert max(ready) < restart < scale
 
 
-def test_the_check_fails_when_maxage_never_reaches_the_new_servers():
-    _, checks = drive("maxage", reached=False)
+def test_the_check_fails_when_maxage_never_reaches_the_new_servers(overlay_of):
+    _, checks = drive(overlay_of, "maxage", reached=False)
     assert checks["every new server reached"] is False
 
 
-def test_proxy_check_scales_the_proxy_then_restarts_the_client():
-    calls, checks = drive("proxy")
+def test_proxy_check_scales_the_proxy_then_restarts_the_client(overlay_of):
+    calls, checks = drive(overlay_of, "proxy")
     scale_proxy = ["kubectl", "-n", "proxy", "scale", "deployment/proxy", "--replicas=3"]
     restart = ["kubectl", "-n", "proxy", "delete", "pod", "-l", "app=client", "--wait=true"]
     last_restart = len(calls) - 1 - calls[::-1].index(restart)
@@ -246,8 +236,8 @@ def test_proxy_check_scales_the_proxy_then_restarts_the_client():
     assert checks["new proxy replicas busy after the client restarts"] is True
 
 
-def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart():
-    _, checks = drive("proxy", idle=False)
+def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart(overlay_of):
+    _, checks = drive(overlay_of, "proxy", idle=False)
     assert checks["new proxy replicas idle until the client restarts"] is False
 
 
