@@ -88,10 +88,10 @@ def test_overlays_are_thin(scenario):
 def test_everything_lives_in_the_scenario_namespace(scenario, docs_of):
     docs = docs_of(scenario)
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
-    assert [n["metadata"]["name"] for n in namespaces] == [scenario]
+    assert [n["metadata"]["name"] for n in namespaces] == [f"grpc-lb-{scenario}"]
     for d in docs:
         if d["kind"] != "Namespace":
-            assert d["metadata"]["namespace"] == scenario, d["metadata"]["name"]
+            assert d["metadata"]["namespace"] == f"grpc-lb-{scenario}", d["metadata"]["name"]
 
 
 def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
@@ -187,7 +187,7 @@ def test_linkerd_injects_client_and_server_only_in_its_scenario(scenario, docs_o
 
 
 def test_pod_security_is_restricted_except_where_linkerd_needs_net_admin(scenario, docs_of, doc):
-    labels = doc(docs_of(scenario), "Namespace", scenario)["metadata"]["labels"]
+    labels = doc(docs_of(scenario), "Namespace", f"grpc-lb-{scenario}")["metadata"]["labels"]
     expected = "privileged" if scenario == "linkerd" else "restricted"
     assert labels["pod-security.kubernetes.io/enforce"] == expected
 

@@ -100,22 +100,35 @@ def test_without_a_profile_the_headless_scenario_is_deployed():
     assert CONFIG["manifests"]["kustomize"]["paths"] == ["k8s/overlays/headless"]
 
 
+def rendered_namespace(docs: list[dict[str, Any]]) -> str:
+    (namespace,) = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
+    return namespace
+
+
 @pytest.mark.parametrize("name", OVERLAYS)
-def test_port_forwards_point_into_the_profiles_namespace(name):
+def test_port_forwards_point_into_the_namespace_the_overlay_renders(name, docs_of):
     forwards = activate(CONFIG, name)["portForward"]
     assert forwards
-    assert {f["namespace"] for f in forwards} == {name}
+    assert {f["namespace"] for f in forwards} == {rendered_namespace(docs_of(name))}
     assert {"service", "server", 50051} <= {
         v for f in forwards for v in (f["resourceType"], f["resourceName"], f["port"])
     }
 
 
-def test_envoy_admin_is_forwarded_where_envoy_runs():
+def test_without_a_profile_port_forwards_point_into_the_headless_namespace(docs_of):
+    assert {f["namespace"] for f in CONFIG["portForward"]} == {
+        rendered_namespace(docs_of("headless"))
+    }
+
+
+def test_envoy_admin_is_forwarded_where_envoy_runs(docs_of):
     proxy = activate(CONFIG, "proxy")["portForward"]
     sidecar = activate(CONFIG, "sidecar")["portForward"]
-    assert {"resourceType": "deployment", "resourceName": "proxy", "namespace": "proxy",
+    proxy_ns = rendered_namespace(docs_of("proxy"))
+    sidecar_ns = rendered_namespace(docs_of("sidecar"))
+    assert {"resourceType": "deployment", "resourceName": "proxy", "namespace": proxy_ns,
             "port": 9901, "localPort": 9901} in proxy  # fmt: skip
-    assert {"resourceType": "deployment", "resourceName": "client", "namespace": "sidecar",
+    assert {"resourceType": "deployment", "resourceName": "client", "namespace": sidecar_ns,
             "port": 9901, "localPort": 9901} in sidecar  # fmt: skip
 
 
