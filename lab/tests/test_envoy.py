@@ -35,7 +35,7 @@ def test_adapt_moves_only_addresses_and_the_resolver(proxy_config):
     restored["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"
     restored["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] = "0.0.0.0"
     assert restored == proxy_config
-    assert envoy.dns_names(adapted) == [("server.proxy.svc.cluster.local", 50051)]
+    assert envoy.dns_names(adapted) == [("server.grpc-lb-proxy.svc.cluster.local.", 50051)]
     assert envoy.dns_refresh_seconds(adapted) == 5.0
 
 

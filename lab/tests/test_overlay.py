@@ -10,7 +10,7 @@ from hellolb_lab.procs import LabError
 @pytest.mark.parametrize("name", scenarios.SCENARIOS)
 def test_every_lab_scenario_has_three_servers_and_a_client(name, k8s_dir):
     ov = overlay.load(name, k8s_dir)
-    assert ov.namespace == name
+    assert ov.namespace == f"grpc-lb-{name}"
     assert ov.server_replicas == 3
     assert ov.client_replicas == 1
     assert ov.client_env["SERVER_ADDRESS"]
