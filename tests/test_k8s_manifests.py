@@ -309,3 +309,150 @@ def test_every_component_is_used_by_some_overlay(component):
     for path in (K8S / "overlays").glob("*/kustomization.yaml"):
         used |= {Path(c).name for c in yaml.safe_load(path.read_text()).get("components", [])}
     assert component in used
+
+
+# -- Kind node image, Kubernetes version, node layout
+
+#: kind v0.33.0's release notes: the node images built for that release, tag and digest.
+KIND_V0_33_IMAGES = {
+    "v1.37.0": "sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5",
+    "v1.36.4": "sha256:099e049362a1526b2db71494e1947aae99bd16290d7c895f2b7ea312e3cbfaed",
+    "v1.35.8": "sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
+    "v1.34.11": "sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
+}
+#: Linkerd's supported Kubernetes versions (linkerd.io/2/reference/k8s-versions), for the
+#: release the project is written for.
+LINKERD_KUBERNETES = {"2.19": ((1, 29), (1, 34))}
+LINKERD_RELEASE = "2.19"
+NODE_IMAGE = re.compile(r"^kindest/node:(v(\d+)\.(\d+)\.\d+)@(sha256:[0-9a-f]{64})$")
+
+
+def kind_nodes() -> list[dict]:
+    return yaml.safe_load((K8S / "kind" / "cluster.yaml").read_text())["nodes"]
+
+
+def pinned_kubernetes() -> tuple[int, int]:
+    (image,) = {n.get("image") for n in kind_nodes()}
+    match = NODE_IMAGE.match(image or "")
+    assert match, f"node image not pinned by tag and digest: {image!r}"
+    return int(match.group(2)), int(match.group(3))
+
+
+def test_kind_nodes_run_one_image_pinned_by_tag_and_digest_from_kinds_release_notes():
+    images = {n.get("image") for n in kind_nodes()}
+    assert len(images) == 1, f"every node runs the same image, got {images}"
+    (image,) = images
+    match = NODE_IMAGE.match(image or "")
+    assert match, f"expected kindest/node:vX.Y.Z@sha256:..., got {image!r}"
+    tag, digest = match.group(1), match.group(4)
+    assert KIND_V0_33_IMAGES.get(tag) == digest, f"{tag} is not an image built for kind v0.33"
+
+
+def test_kind_runs_a_kubernetes_version_that_linkerd_supports():
+    oldest, newest = LINKERD_KUBERNETES[LINKERD_RELEASE]
+    assert oldest <= pinned_kubernetes() <= newest
+
+
+def test_manifests_are_validated_against_the_pinned_kubernetes_minor():
+    major, minor = pinned_kubernetes()
+    assert any(v.startswith(f"{major}.{minor}.") for v in KUBERNETES_VERSIONS)
+
+
+def test_kind_has_two_schedulable_nodes():
+    # Kind removes the control-plane taint only from a cluster without workers.
+    roles = [n["role"] for n in kind_nodes()]
+    schedulable = roles.count("worker") if "worker" in roles else roles.count("control-plane")
+    assert schedulable == 2
+
+
+def test_servers_spread_over_the_nodes_and_ignore_tainted_ones(scenario, docs_of, doc):
+    spec = doc(docs_of(scenario), "Deployment", "server")["spec"]["template"]["spec"]
+    (rule,) = spec["topologySpreadConstraints"]
+    assert rule["topologyKey"] == "kubernetes.io/hostname"
+    assert rule["maxSkew"] == 1
+    assert rule["labelSelector"] == {"matchLabels": {"app.kubernetes.io/name": "server"}}
+    # Kind's control plane is tainted: counted as a domain it would hold the skew at 0 there.
+    assert rule.get("nodeTaintsPolicy") == "Honor"
+
+
+def anti_affinity_to(deployment: dict) -> set[str]:
+    """Apps whose pods this Deployment's pods keep off the node of (by hostname)."""
+    affinity = deployment["spec"]["template"]["spec"].get("affinity", {})
+    terms = affinity.get("podAntiAffinity", {})
+    apps = set()
+    for term in terms.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+        if term["topologyKey"] == "kubernetes.io/hostname":
+            apps.add(term["labelSelector"]["matchLabels"]["app.kubernetes.io/name"])
+    for weighted in terms.get("preferredDuringSchedulingIgnoredDuringExecution", []):
+        term = weighted["podAffinityTerm"]
+        if term["topologyKey"] == "kubernetes.io/hostname" and weighted["weight"] == 100:
+            apps.add(term["labelSelector"]["matchLabels"]["app.kubernetes.io/name"])
+    return apps
+
+
+def test_the_proxy_hop_crosses_nodes_from_whichever_side_starts_last(docs_of, doc):
+    docs = docs_of("proxy")
+    assert anti_affinity_to(doc(docs, "Deployment", "proxy")) == {"client"}
+    assert anti_affinity_to(doc(docs, "Deployment", "client")) == {"proxy"}
+
+
+def test_only_the_proxy_scenario_keeps_the_client_off_a_node(scenario, docs_of, doc):
+    if scenario != "proxy":
+        assert anti_affinity_to(doc(docs_of(scenario), "Deployment", "client")) == set()
+
+
+# -- which container `kubectl logs` reads, and how pods stop
+
+
+def test_each_pod_names_its_own_container_as_the_default(scenario, docs_of):
+    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+        name = deployment["metadata"]["name"]
+        template = deployment["spec"]["template"]
+        default = template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
+        main = {"server": "server", "client": "client", "proxy": "envoy"}[name]
+        assert default == main, name
+        assert default in [c["name"] for c in template["spec"]["containers"]], name
+
+
+def prestop_sleep(container: dict) -> int:
+    """Seconds of the container's preStop pause; the kubelet's own sleep action, so that no
+    image needs a shell (GA in Kubernetes 1.34, on by default since 1.30: KEP-3960)."""
+    pre_stop = container.get("lifecycle", {}).get("preStop", {})
+    assert set(pre_stop) == {"sleep"}, f"{container['name']}: {pre_stop}"
+    return int(pre_stop["sleep"]["seconds"])
+
+
+def test_servers_leave_the_endpoints_drain_then_stop_within_the_grace(scenario, docs_of, doc):
+    server = doc(docs_of(scenario), "Deployment", "server")
+    container = main_container(server)
+    env = env_of(container)
+    pause = prestop_sleep(container)
+    drain = seconds(env["DRAIN_DELAY"])
+    grace = seconds(env["SHUTDOWN_GRACE"])
+    period = server["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert (pause, drain, grace, period) == (5, 3.0, 10.0, 30)
+    assert period > pause + drain + grace
+
+
+def test_proxy_pods_pause_before_stopping_within_their_grace(docs_of, doc):
+    proxy = doc(docs_of("proxy"), "Deployment", "proxy")
+    pause = prestop_sleep(main_container(proxy))
+    assert pause > 0
+    assert proxy["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > pause
+
+
+def test_the_pinned_kubernetes_runs_the_prestop_sleep_action_by_default():
+    assert pinned_kubernetes() >= (1, 30)
+
+
+def test_linkerd_injects_its_proxy_as_a_native_sidecar(docs_of, doc):
+    # Linkerd 2.19 reads the beta key, 2.20 the GA key (and defaults to native sidecars).
+    keys = (
+        "config.beta.linkerd.io/proxy-enable-native-sidecar",
+        "config.linkerd.io/proxy-enable-native-sidecar",
+    )
+    for name in ("server", "client"):
+        annotations = doc(docs_of("linkerd"), "Deployment", name)["spec"]["template"]["metadata"][
+            "annotations"
+        ]
+        assert {annotations.get(k) for k in keys} == {"true"}, name
