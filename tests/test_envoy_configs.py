@@ -142,3 +142,58 @@ def test_every_envoy_container_uses_the_pinned_image(docs_of):
                     if "envoy" in c["image"]:
                         images.add(c["image"])
     assert images == {IMAGE}
+
+
+# -- behaviour while servers come and go
+
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s)$")
+#: Failures that happen before any server answered: safe to retry on the idempotent Hello.
+SAFE_TO_RETRY = {"connect-failure", "refused-stream", "reset", "unavailable"}
+
+
+def envoy_seconds(value: str) -> float:
+    match = DURATION.match(value)
+    assert match, value
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
+def server_route(config: dict) -> dict:
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    (route,) = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    return route["route"]
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_failed_calls_are_retried_on_another_server_when_safe(scenario, docs_of, doc):
+    route = server_route(envoy_config(docs_of, doc, scenario))
+    policy = route["retry_policy"]
+    assert set(policy["retry_on"].split(",")) == SAFE_TO_RETRY
+    assert 1 <= policy["num_retries"] <= 3
+    (predicate,) = policy["retry_host_predicate"]
+    assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
+    assert policy["host_selection_retry_max_attempts"] >= 1
+    # Kept as it is until the streaming change revisits it.
+    assert route["timeout"] == "10s"
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_a_draining_or_dead_server_is_dropped_before_it_stops_serving(scenario, docs_of, doc):
+    docs = docs_of(scenario)
+    (cluster,) = envoy_config(docs_of, doc, scenario)["static_resources"]["clusters"]
+    (check,) = cluster["health_checks"]
+    # The standard gRPC health service, for the one service the route serves.
+    assert check["grpc_health_check"] == {"service_name": "hellolb.v1.HelloService"}
+    server = doc(docs, "Deployment", "server")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    drain = envoy_seconds(env["DRAIN_DELAY"])
+    # From NOT_SERVING to out of the pool: up to one interval until the next check, then the
+    # failed checks needed, each allowed its timeout.
+    detection = envoy_seconds(check["interval"]) * check["unhealthy_threshold"]
+    detection += envoy_seconds(check["timeout"])
+    assert detection <= drain, f"{detection}s to drop a server that drains for {drain}s"
+    assert check["healthy_threshold"] == 1, "a new server is used after one good check"
+    outlier = cluster["outlier_detection"]
+    assert outlier["consecutive_gateway_failure"] >= 1
+    # Envoy enforces gateway-failure ejection at 0% unless told otherwise.
+    assert outlier["enforcing_consecutive_gateway_failure"] == 100
+    assert 0 < outlier["max_ejection_percent"] < 100
