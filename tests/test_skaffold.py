@@ -183,3 +183,16 @@ def test_real_skaffold_accepts_the_profile(name, tool):
         env={**os.environ, "SKAFFOLD_UPDATE_CHECK": "false"},
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_linkerd_hook_runs_from_the_config_directory_wherever_skaffold_starts():
+    # Skaffold resolves the hook's `dir` (a `filepath` field) against the directory of
+    # skaffold.yaml; without it the command runs in the caller's directory and the relative
+    # script path breaks for `skaffold -f path/to/skaffold.yaml` started elsewhere.
+    (hook,) = activate(CONFIG, "linkerd")["deploy"]["kubectl"]["hooks"]["before"]
+    directory = hook["host"].get("dir")
+    assert directory is not None, "the hook needs `dir`"
+    workdir = (ROOT / directory).resolve()
+    assert workdir == ROOT
+    script = hook["host"]["command"][-1]
+    assert (workdir / script).is_file()
