@@ -67,6 +67,16 @@ kind-up: ## Create the local Kind cluster
 kind-down: ## Delete the local Kind cluster
 	kind delete cluster --name $(CLUSTER)
 
+# `tilt down` reads the Tiltfile again with only the arguments after `--`, so
+# it needs the scenario again; namespaces stay unless asked.
+.PHONY: tilt-up
+tilt-up: ## Tilt dev loop for SCENARIO (default headless)
+	tilt up -- --scenario=$(SCENARIO)
+
+.PHONY: tilt-down
+tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
+	tilt down --delete-namespaces -- --scenario=$(SCENARIO)
+
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
 	$(RUN) python k8s/e2e.py --scenario $(SCENARIO)

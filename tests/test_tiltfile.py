@@ -6,6 +6,8 @@ misspelt or unknown argument fails here as it would in Tilt. ``kustomize()`` run
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,125 @@ def test_image_names_match_skaffold_and_the_manifests(tilt_up, docs_of):
                     if not c["image"].startswith("envoyproxy/"):
                         manifest_images.add(c["image"])
     assert tilt_images == skaffold_images == manifest_images == {"hellolb-server", "hellolb-client"}
+
+
+# -- namespace rule, image contexts, and `tilt down`
+
+
+@pytest.mark.parametrize("scenario", OVERLAYS)
+def test_the_namespace_resource_is_grpc_lb_plus_the_scenario(tilt_up, docs_of, scenario):
+    res = resources(tilt_up(scenario=scenario))
+    rendered = {d["metadata"]["name"] for d in docs_of(scenario) if d["kind"] == "Namespace"}
+    assert rendered == {f"grpc-lb-{scenario}"}
+    assert res["namespace"]["objects"] == [f"grpc-lb-{scenario}:namespace"]
+
+
+def dockerfile_sources(dockerfile: Path) -> list[str]:
+    """Paths a Dockerfile copies from its build context (COPY and ADD without --from)."""
+    sources = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if not words or words[0] not in ("COPY", "ADD"):
+            continue
+        args = [w for w in words[1:] if not w.startswith("--")]
+        if any(w.startswith("--from") for w in words[1:]):
+            continue
+        sources += [a.rstrip("/") for a in args[:-1]]
+    return sources
+
+
+def in_context(path: str, only: list[str]) -> bool:
+    return any(path == entry or path.startswith(entry.rstrip("/") + "/") for entry in only)
+
+
+def builds(tilt: Tilt) -> dict[str, dict[str, Any]]:
+    return {c["ref"].removeprefix("hellolb-"): c for c in tilt.calls["docker_build"]}
+
+
+@pytest.mark.parametrize("service", ["server", "client"])
+def test_each_image_context_is_what_its_dockerfile_copies(tilt_up, service):
+    build = builds(tilt_up())[service]
+    only = list(build["only"])
+    assert only, "docker_build(only=...) limits the context and the watched files"
+    sources = dockerfile_sources(ROOT / build["dockerfile"])
+    assert sources
+    for source in sources:
+        assert in_context(source, only), f"{source} is copied but not sent"
+    for entry in only:
+        # Tilt's `only` takes real paths, not globs.
+        assert (ROOT / entry).exists(), entry
+        needed = any(in_context(s, [entry]) for s in sources) or entry == ".dockerignore"
+        assert needed, f"{entry} is sent but never copied"
+    assert in_context(build["dockerfile"], only)
+
+
+@pytest.mark.parametrize("service", ["server", "client"])
+def test_live_update_paths_are_inside_the_image_context(tilt_up, service):
+    build = builds(tilt_up())[service]
+    only = list(build["only"])
+    for step in build["live_update"]:
+        paths = step.get("files", []) + ([step["local_path"]] if "local_path" in step else [])
+        for path in paths:
+            assert in_context(path, only), f"{path}: Tilt never sees it change"
+
+
+#: Edits that must rebuild no image, and edits that rebuild only their own service's.
+UNRELATED = [
+    "lab/src/hellolb_lab/scenarios.py",
+    "conftest.py",
+    "tests/test_tiltfile.py",
+    "k8s/base/server.yaml",
+    "skaffold.yaml",
+    "Tiltfile",
+    "README.md",
+]
+OWN = {
+    "server": "services/server/src/hello_server/servicer.py",
+    "client": "services/client/src/hello_client/app.py",
+}
+
+
+@pytest.mark.parametrize("service", ["server", "client"])
+def test_an_edit_rebuilds_only_the_image_that_uses_the_file(tilt_up, service):
+    build = builds(tilt_up())[service]
+    only = list(build["only"])
+    other = "client" if service == "server" else "server"
+    for path in [*UNRELATED, OWN[other]]:
+        assert (ROOT / path).exists(), path
+        assert not in_context(path, only), f"editing {path} would rebuild hellolb-{service}"
+    assert in_context(OWN[service], only)
+    assert in_context("libs/hellolb/src/hellolb/config.py", only)
+
+
+def tiltfile_args(argv: list[str]) -> dict[str, str]:
+    """The Tiltfile arguments of a `tilt` command line: everything after `--`."""
+    args: dict[str, str] = {}
+    rest = argv[argv.index("--") + 1 :] if "--" in argv else []
+    while rest:
+        flag = rest.pop(0)
+        assert flag.startswith("--"), flag
+        name, _, value = flag[2:].partition("=")
+        args[name] = value if value else rest.pop(0)
+    return args
+
+
+@pytest.mark.parametrize("target", ["tilt-up", "tilt-down"])
+def test_make_targets_give_tilt_the_scenario_both_ways(tilt_up, tool, target):
+    # `tilt down` reads the Tiltfile again with only the arguments after `--`: without the
+    # scenario it would remove headless, and without --delete-namespaces keep the namespace.
+    make = tool("make")
+    result = subprocess.run(
+        [make, "-n", "--no-print-directory", target, "SCENARIO=maxage"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+    (line,) = [ln for ln in result.stdout.splitlines() if ln.startswith("tilt ")]
+    argv = shlex.split(line)
+    assert argv[:2] == ["tilt", target.removeprefix("tilt-")]
+    tilt = tilt_up(**tiltfile_args(argv))
+    assert [c["pathToDir"] for c in tilt.calls["kustomize"]] == ["k8s/overlays/maxage"]
+    if target == "tilt-down":
+        assert "--delete-namespaces" in argv[: argv.index("--")]
