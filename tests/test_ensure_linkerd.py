@@ -120,9 +120,7 @@ def run(tmp_path: Path, *, state=None, linkerd=True, version="edge-25.10.1", env
 def changes(calls: list[str]) -> list[str]:
     """Calls that change the cluster or render something to apply."""
     return [
-        c
-        for c in calls
-        if " apply " in c or c.startswith(("linkerd install", "linkerd upgrade"))
+        c for c in calls if " apply " in c or c.startswith(("linkerd install", "linkerd upgrade"))
     ]
 
 
@@ -233,10 +231,8 @@ def test_a_ready_control_plane_is_used_at_once_wherever_it_runs(tmp_path, namesp
 
 @pytest.mark.parametrize("namespace", ["linkerd", "mesh"])
 def test_a_control_plane_still_starting_is_waited_for_not_reinstalled(tmp_path, namespace):
-    result, calls = run(
-        tmp_path,
-        state={"destination": namespace, f"deployments-{namespace}": STARTING, "webhook": namespace},
-    )
+    state = {"destination": namespace, f"deployments-{namespace}": STARTING, "webhook": namespace}
+    result, calls = run(tmp_path, state=state)
     assert result.returncode == 0, result.stderr
     assert not changes(calls)
     assert calls[-1] == f"linkerd check --linkerd-namespace {namespace} --wait 5m"
