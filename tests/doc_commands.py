@@ -44,7 +44,9 @@ class Command:
 def markdown_files(root: Path) -> list[Path]:
     """README.md and every Markdown file under docs/, wherever sections are."""
     files = [root / "README.md"] if (root / "README.md").is_file() else []
-    return files + sorted((root / "docs").rglob("*.md")) if (root / "docs").is_dir() else files
+    if (root / "docs").is_dir():
+        files += sorted((root / "docs").rglob("*.md"))
+    return files
 
 
 def code_blocks(path: Path) -> Iterator[tuple[int, str, str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -139,9 +140,7 @@ def json_log() -> str:
 
 @pytest.fixture(scope="module")
 def jq() -> str:
-    from shutil import which
-
-    path = which("jq")
+    path = shutil.which("jq")
     if path is None:
         pytest.skip("jq is not installed (Debian package `jq`): the documented one-liners need it")
     return path
