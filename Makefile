@@ -84,7 +84,9 @@ e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
 .PHONY: k8s-check
 k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
-	  tests/test_tiltfile.py tests/test_ensure_linkerd.py tests/test_e2e.py
+	  tests/test_tiltfile.py tests/test_ensure_linkerd.py tests/test_e2e.py \
+	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
+	  tests/test_doc_commands.py tests/test_doc_jq.py
 
 ## Lab (one machine, no cluster)
 
