@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from hellolb_lab import procs
+from hellolb_lab import polling, procs
+from hellolb_lab.errors import LabError
 
 LAB = [sys.executable, "-m", "hellolb_lab"]
 
@@ -96,7 +97,7 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
     )
     try:
         client_log = tmp_path / "client-1.log"
-        procs.wait_until(
+        polling.wait_until(
             lambda: client_log.exists() and "client.response" in client_log.read_text(),
             timeout=60,
             what="the client's first answer",
@@ -121,7 +122,7 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
                 ]
             )
             break
-        except procs.LabError:
+        except LabError:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)

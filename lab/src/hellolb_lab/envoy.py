@@ -17,16 +17,16 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hellolb.config import parse_duration
 
-from hellolb_lab.procs import LabError
+from hellolb_lab.errors import LabError
+from hellolb_lab.polling import wait_for
 
 DNS_CLUSTER_TYPES = ("STRICT_DNS", "LOGICAL_DNS")
 CARES = "envoy.network.dns_resolver.cares"
@@ -34,6 +34,8 @@ CARES_TYPE = (
     "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig"
 )
 LOOPBACK_OR_ANY = ("0.0.0.0", "127.0.0.1", "::", "::1")
+#: The event of the access-log line the scenarios' Envoy configs write for every request.
+ACCESS_LOG_EVENT = "proxy.request"
 # Admin requests go straight to loopback, never through an HTTP proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -230,18 +232,20 @@ def counters(admin: tuple[str, int], prefix: str) -> dict[str, int]:
     }
 
 
-def wait_ready(admin: tuple[str, int], timeout: float, alive: Any = None) -> None:
+def wait_ready(
+    admin: tuple[str, int], timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
     """Poll ``/ready`` until LIVE; ``alive()`` false (the process died) stops early."""
-    deadline = time.monotonic() + timeout
     last = "no answer"
-    while time.monotonic() < deadline:
+
+    def live() -> bool | None:
+        nonlocal last
         if alive is not None and not alive():
             raise LabError(f"envoy at {admin[0]}:{admin[1]} exited while starting")
         try:
             last = admin_get(admin, "/ready", timeout=0.5).strip()
-            if last == "LIVE":
-                return
         except OSError as exc:
             last = str(exc)
-        time.sleep(0.05)
-    raise LabError(f"envoy at {admin[0]}:{admin[1]} not ready after {timeout}s: {last}")
+        return True if last == "LIVE" else None
+
+    wait_for(live, timeout, lambda: f"envoy at {admin[0]}:{admin[1]} to be ready ({last})")

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from hellolb_lab.verdict import Answer
+from hellolb_lab.clientlog import Answer
 
 BARS = "▁▂▃▄▅▆▇█"
 IDLE = "·"

@@ -40,3 +40,6 @@ LATENCY_MS = "latency_ms"
 BY_SERVER_WINDOW = "by_server_window"
 ERRORS_TOTAL_COUNT = "errors_total_count"
 FINAL = "final"
+
+#: Every client event starts with this; readers skip other lines (a sidecar's, kubectl's).
+PREFIX = "client."
