@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hellolb_lab import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd"}
+EXPECTED_SCENARIOS = set(catalogue.names())
 #: Validated against both ends of what Kind's current node images run (1.34 to 1.37).
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -81,7 +82,7 @@ def test_overlays_are_thin(scenario):
     kustomization = yaml.safe_load((K8S / "overlays" / scenario / "kustomization.yaml").read_text())
     assert kustomization["resources"] == ["../../base"]
     allowed = {"apiVersion", "kind", "namespace", "resources", "components", "patches"}
-    allowed |= {"configMapGenerator"}
+    allowed |= {"configMapGenerator", "labels"}
     assert set(kustomization) <= allowed
 
 
@@ -103,13 +104,19 @@ def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
 def test_every_client_and_server_container_names_its_scenario(scenario, docs_of, doc):
     docs = docs_of(scenario)
     for name in ("server", "client"):
-        env = env_of(main_container(doc(docs, "Deployment", name)))
-        assert env["SCENARIO"] == scenario, name
+        deployment = doc(docs, "Deployment", name)
+        (ref,) = [e for e in main_container(deployment)["env"] if e["name"] == "SCENARIO"]
+        path = ref["valueFrom"]["fieldRef"]["fieldPath"]
+        label = re.fullmatch(r"metadata\.labels\['(.+)'\]", path)
+        assert label, path
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels[label[1]] == scenario, name
 
 
 def test_pods_get_name_ip_and_node_from_the_downward_api(scenario, docs_of, doc):
     docs = docs_of(scenario)
     wanted = {"POD_NAME": "metadata.name", "POD_IP": "status.podIP", "NODE_NAME": "spec.nodeName"}
+    wanted["SCENARIO"] = "metadata.labels['grpc-lb-lab/scenario']"
     for name in ("server", "client"):
         env = main_container(doc(docs, "Deployment", name))["env"]
         got = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env if "valueFrom" in e}
