@@ -4,6 +4,7 @@ stand-in command runner and clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ import pytest
 import yaml
 from hellolb_lab import __main__ as cli
 from hellolb_lab import bounds, catalogue, cluster, e2e, overlay
+from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 
 T0 = 1_900_000_000.0
@@ -275,3 +277,9 @@ def test_without_kubectl_or_skaffold_the_check_says_so(monkeypatch, capsys):
     monkeypatch.setattr(cli.shutil, "which", lambda _: None)
     assert cli.main(["e2e", "--scenario", "headless"]) == 2
     assert "not found on PATH" in capsys.readouterr().err
+
+
+def test_a_phase_the_cluster_check_lacks_is_refused_before_any_command(overlay_of):
+    record = dataclasses.replace(catalogue.get("headless"), phases=(catalogue.Phase("rollout"),))
+    with pytest.raises(LabError, match="no phase 'rollout'"):
+        e2e.plan_check(record, overlay_of("headless"), Options())

@@ -26,6 +26,7 @@ from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
 from hellolb_lab.cluster import Cluster
+from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 
 #: The tools the check runs.
@@ -58,6 +59,11 @@ class CheckPlan:
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
+    """The check's steps, or :class:`LabError` when the record names a phase the check lacks."""
+    phases = tuple(p.name for p in scenario.phases if p.on_cluster)
+    unknown = [name for name in phases if name not in PHASES]
+    if unknown:
+        raise LabError(f"{scenario.name}: the cluster check has no phase {unknown[0]!r}")
     bound = bounds.reach_bound(
         scenario,
         server_env=ov.server_env,
@@ -71,7 +77,7 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         proxy_scale_to=options.proxy_scale_to,
         bound=bound,
         ready_first=("server", "proxy") if ov.proxy_replicas is not None else ("server",),
-        phases=tuple(p.name for p in scenario.phases if p.on_cluster),
+        phases=phases,
     )
 
 

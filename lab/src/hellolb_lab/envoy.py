@@ -106,6 +106,13 @@ def adapt(config: dict[str, Any], *, dns: tuple[str, int], listen_ip: str) -> di
     return out
 
 
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+
+def _socket(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
 def clusterip_config(
     *,
     vip: str,
@@ -116,60 +123,35 @@ def clusterip_config(
     dns_refresh: str = "1s",
 ) -> dict[str, Any]:
     """The kube-proxy stand-in: TCP proxy on ``vip:port`` to a random backend per connection."""
-    config = {
-        "admin": {"address": {"socket_address": {"address": vip, "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "clusterip",
-                    "address": {"socket_address": {"address": vip, "port_value": port}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.tcp_proxy",
-                                    "typed_config": {
-                                        "@type": "type.googleapis.com/envoy.extensions.filters"
-                                        ".network.tcp_proxy.v3.TcpProxy",
-                                        "stat_prefix": "clusterip",
-                                        "cluster": "endpoints",
-                                    },
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": "endpoints",
-                    "type": "STRICT_DNS",
-                    "dns_lookup_family": "V4_ONLY",
-                    "dns_refresh_rate": dns_refresh,
-                    "lb_policy": "RANDOM",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "endpoints",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": endpoints_name,
-                                                    "port_value": port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
+    tcp_proxy = {
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": {
+            "@type": TCP_PROXY_TYPE,
+            "stat_prefix": "clusterip",
+            "cluster": "endpoints",
         },
+    }
+    listener = {
+        "name": "clusterip",
+        "address": _socket(vip, port),
+        "filter_chains": [{"filters": [tcp_proxy]}],
+    }
+    endpoint = {"endpoint": {"address": _socket(endpoints_name, port)}}
+    cluster = {
+        "name": "endpoints",
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_ONLY",
+        "dns_refresh_rate": dns_refresh,
+        "lb_policy": "RANDOM",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "endpoints",
+            "endpoints": [{"lb_endpoints": [endpoint]}],
+        },
+    }
+    config = {
+        "admin": {"address": _socket(vip, admin_port)},
+        "static_resources": {"listeners": [listener], "clusters": [cluster]},
     }
     return adapt(config, dns=dns, listen_ip=vip)
 

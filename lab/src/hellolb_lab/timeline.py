@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from hellolb_lab import catalogue, outcome
 from hellolb_lab.catalogue import Scenario
+from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 from hellolb_lab.outcome import RunResult
 from hellolb_lab.plan import Front, Plan, make
@@ -50,7 +51,12 @@ def run_plan(plan: Plan, view: LiveView | None = None) -> RunResult:
 
 
 def prepare(plan: Plan) -> None:
-    """A fresh log folder, and every binary, address and port the run needs, checked first."""
+    """A fresh log folder, and every phase, binary, address and port the run needs, checked
+    first."""
+    unknown = [name for name in plan.phases if name not in PHASES]
+    if unknown:
+        known = ", ".join(PHASES)
+        raise LabError(f"{plan.scenario.name}: the lab has no phase {unknown[0]!r} ({known})")
     if plan.log_dir.exists():
         shutil.rmtree(plan.log_dir)
     plan.log_dir.mkdir(parents=True)

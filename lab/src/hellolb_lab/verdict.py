@@ -135,30 +135,15 @@ def judge(
     after = set(servers_after) if servers_after is not None else old | set(after_counts)
     new = tuple(sorted(after - old))
 
-    first_seen: dict[str, float] = {}
-    for a in items:
-        if scale_at is not None and a.t >= scale_at and a.server_id not in first_seen:
-            first_seen[a.server_id] = a.t
-    reached: dict[str, float | None] = {
-        s: (
-            round(first_seen[s] - scale_at, 3) if s in first_seen and scale_at is not None else None
-        )
-        for s in new
-    }
+    reached = _reached(items, scale_at, new)
     if new and all(v is not None for v in reached.values()):
         time_to_all: float | None = max(v for v in reached.values() if v is not None)
     else:
         time_to_all = None
-
     steady_from = scale_at
     if scale_at is not None and time_to_all is not None:
         steady_from = scale_at + time_to_all
     steady = count_between(items, steady_from, None) if scale_at is not None else {}
-
-    by_client: dict[str, set[str]] = defaultdict(set)
-    for a in items:
-        by_client[a.client_id].add(a.server_id)
-
     return Verdict(
         scenario=scenario,
         scale_at=scale_at,
@@ -170,11 +155,32 @@ def judge(
         time_to_all_new=time_to_all,
         balance_before=balance(before_counts, old),
         balance_after=balance(steady, after),
-        servers_by_client={c: tuple(sorted(s)) for c, s in sorted(by_client.items())},
+        servers_by_client=_servers_by_client(items),
         answers_total=sum(a.count for a in items),
         failed_rpcs=failed_rpcs,
         extra=dict(extra or {}),
     )
+
+
+def _reached(
+    items: list[Answer], scale_at: float | None, new: tuple[str, ...]
+) -> dict[str, float | None]:
+    """Seconds from the scale-up to each new server's first answer (None: it never answered)."""
+    first_seen: dict[str, float] = {}
+    for a in items:
+        if scale_at is not None and a.t >= scale_at and a.server_id not in first_seen:
+            first_seen[a.server_id] = a.t
+    return {
+        s: round(first_seen[s] - scale_at, 3) if s in first_seen and scale_at is not None else None
+        for s in new
+    }
+
+
+def _servers_by_client(items: list[Answer]) -> dict[str, tuple[str, ...]]:
+    by_client: dict[str, set[str]] = defaultdict(set)
+    for a in items:
+        by_client[a.client_id].add(a.server_id)
+    return {c: tuple(sorted(s)) for c, s in sorted(by_client.items())}
 
 
 def ratio_text(value: float) -> str:
