@@ -190,20 +190,23 @@ def _print_json(event: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the DNS server until SIGTERM/SIGINT."""
+    """Run the DNS server until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m hellolb_lab.dns", description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT, e.g. 127.0.10.1:5353")
     parser.add_argument("--zone", required=True, type=Path, help="zone file (JSON)")
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL)
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Wait for the stop signals instead of handling them: a handler that sets an Event
+    # deadlocks when the signal lands while this thread holds that Event's lock (a stray DNS
+    # server would then keep the lab's address). Blocked before the server threads start, so
+    # that they inherit the mask and the signals stay pending for sigtimedwait.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     servers = serve(host, int(port), Zone(args.zone), args.ttl, _print_json)
     _print_json({"event": STARTED, "address": host, "port": int(port), "ttl": args.ttl})
     try:
-        while not stop.wait(0.5):
+        while signal.sigtimedwait(stop_signals, 0.5) is None:
             if not all(s.isAlive() for s in servers):
                 _print_json({"event": FAILED})
                 return 1
