@@ -55,7 +55,7 @@ client: setup ## Run one client against localhost:50051
 
 .PHONY: bench
 bench: setup ## Client overhead against a bare grpc.aio loop, on loopback
-	$(RUN) python -m hello_client.bench
+	$(RUN) python -m hellolb_lab.clientbench
 
 ## Kubernetes (needs docker, kind, kubectl, skaffold; see README)
 
@@ -79,12 +79,12 @@ tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
-	$(RUN) python k8s/e2e.py --scenario $(SCENARIO)
+	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(LAB_ARGS)
 
 .PHONY: k8s-check
 k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
-	  tests/test_tiltfile.py tests/test_ensure_linkerd.py tests/test_e2e.py \
+	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
 	  tests/test_doc_commands.py tests/test_doc_jq.py
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
-from hellolb_lab import overlay
+from hellolb_lab import catalogue, overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
+SCENARIOS = catalogue.names()
 
 
 def find_tool(name: str) -> str | None:

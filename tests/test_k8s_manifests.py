@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hellolb_lab import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd"}
+EXPECTED_SCENARIOS = set(catalogue.names())
 #: Validated against both ends of what Kind's current node images run (1.34 to 1.37).
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
@@ -81,17 +82,18 @@ def test_overlays_are_thin(scenario):
     kustomization = yaml.safe_load((K8S / "overlays" / scenario / "kustomization.yaml").read_text())
     assert kustomization["resources"] == ["../../base"]
     allowed = {"apiVersion", "kind", "namespace", "resources", "components", "patches"}
-    allowed |= {"configMapGenerator"}
+    allowed |= {"configMapGenerator", "labels"}
     assert set(kustomization) <= allowed
 
 
 def test_everything_lives_in_the_scenario_namespace(scenario, docs_of):
     docs = docs_of(scenario)
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
-    assert [n["metadata"]["name"] for n in namespaces] == [f"grpc-lb-{scenario}"]
+    assert [n["metadata"]["name"] for n in namespaces] == [catalogue.namespace(scenario)]
     for d in docs:
         if d["kind"] != "Namespace":
-            assert d["metadata"]["namespace"] == f"grpc-lb-{scenario}", d["metadata"]["name"]
+            name = d["metadata"]["name"]
+            assert d["metadata"]["namespace"] == catalogue.namespace(scenario), name
 
 
 def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
@@ -103,13 +105,19 @@ def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
 def test_every_client_and_server_container_names_its_scenario(scenario, docs_of, doc):
     docs = docs_of(scenario)
     for name in ("server", "client"):
-        env = env_of(main_container(doc(docs, "Deployment", name)))
-        assert env["SCENARIO"] == scenario, name
+        deployment = doc(docs, "Deployment", name)
+        (ref,) = [e for e in main_container(deployment)["env"] if e["name"] == "SCENARIO"]
+        path = ref["valueFrom"]["fieldRef"]["fieldPath"]
+        label = re.fullmatch(r"metadata\.labels\['(.+)'\]", path)
+        assert label, path
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels[label[1]] == scenario, name
 
 
 def test_pods_get_name_ip_and_node_from_the_downward_api(scenario, docs_of, doc):
     docs = docs_of(scenario)
     wanted = {"POD_NAME": "metadata.name", "POD_IP": "status.podIP", "NODE_NAME": "spec.nodeName"}
+    wanted["SCENARIO"] = "metadata.labels['grpc-lb-lab/scenario']"
     for name in ("server", "client"):
         env = main_container(doc(docs, "Deployment", name))["env"]
         got = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in env if "valueFrom" in e}
@@ -187,7 +195,8 @@ def test_linkerd_injects_client_and_server_only_in_its_scenario(scenario, docs_o
 
 
 def test_pod_security_is_restricted_except_where_linkerd_needs_net_admin(scenario, docs_of, doc):
-    labels = doc(docs_of(scenario), "Namespace", f"grpc-lb-{scenario}")["metadata"]["labels"]
+    namespace = doc(docs_of(scenario), "Namespace", catalogue.namespace(scenario))
+    labels = namespace["metadata"]["labels"]
     expected = "privileged" if scenario == "linkerd" else "restricted"
     assert labels["pod-security.kubernetes.io/enforce"] == expected
 

@@ -13,6 +13,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hellolb_lab import catalogue
+from hellolb_lab.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir())
@@ -192,29 +194,17 @@ def test_the_documentation_has_logs_commands_to_check():
 # -- the cluster check's own `kubectl logs` calls
 
 
-def cluster_check() -> ModuleType:
-    path = ROOT / "k8s" / "e2e.py"
-    if not path.is_file():
-        pytest.skip(
-            f"the cluster check is not at {path.relative_to(ROOT)}: feed its kubectl logs "
-            "calls to tests/kubectl_logs.py where it lives now"
-        )
-    pytest.importorskip("hellolb_lab.verdict", reason="the lab package (shared verdict) is missing")
-    return load("k8s_e2e_logs", path)
-
-
 @pytest.mark.parametrize("scenario", OVERLAYS)
 def test_the_cluster_checks_logs_calls_read_the_app_container(docs_of, scenario):
-    e2e = cluster_check()
     calls: list[list[str]] = []
 
     def record(argv):
         calls.append(list(argv))
         return ""
 
-    cluster = e2e.Cluster(namespace=f"grpc-lb-{scenario}", run=record)
+    cluster = Cluster(namespace=catalogue.namespace(scenario), run=record)
     cluster.client_logs()
-    cluster.pod_logs_since("proxy-7d9f8b6c5-x2x9q", 0.0)
+    cluster.proxy_logs_since("proxy-7d9f8b6c5-x2x9q", 0.0)
     log_calls = [tuple(c) for c in calls if "logs" in c]
     assert len(log_calls) == 2
     for argv in log_calls:

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hellolb_lab import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir())
-PREFIX = "grpc-lb-"
+#: The rule itself lives in the catalogue; this checks that every tool follows it.
+PREFIX = catalogue.NAMESPACE_PREFIX
 #: Namespaces that tools the project installs or relies on take by default: Linkerd's control
 #: plane and its extensions, and Kubernetes' own.
 OWNED_BY_TOOLS = {"linkerd", "linkerd-viz", "linkerd-jaeger", "linkerd-multicluster"}

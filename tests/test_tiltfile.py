@@ -360,7 +360,7 @@ def test_live_update_paths_are_inside_the_image_context(tilt_up, service):
 
 #: Edits that must rebuild no image, and edits that rebuild only their own service's.
 UNRELATED = [
-    "lab/src/hellolb_lab/scenarios.py",
+    "lab/src/hellolb_lab/catalogue.py",
     "conftest.py",
     "tests/test_tiltfile.py",
     "k8s/base/server.yaml",

@@ -5,10 +5,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
-from hellolb_lab import procs
+from hellolb_lab import polling, procs
+from hellolb_lab.errors import LabError
 
 LAB = [sys.executable, "-m", "hellolb_lab"]
 
@@ -96,7 +96,7 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
     )
     try:
         client_log = tmp_path / "client-1.log"
-        procs.wait_until(
+        polling.wait_until(
             lambda: client_log.exists() and "client.response" in client_log.read_text(),
             timeout=60,
             what="the client's first answer",
@@ -109,8 +109,8 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
             proc.wait(timeout=10)
     assert proc.returncode == 130
     assert "every started process was stopped" in err
-    deadline = time.monotonic() + 5
-    while True:  # sockets may linger a moment after the exit
+
+    def all_free():
         try:
             procs.check_all_free(
                 [
@@ -120,8 +120,8 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
                     (f"{net}.21", 9901, False),
                 ]
             )
-            break
-        except procs.LabError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+        except LabError:
+            return None  # sockets may linger a moment after the exit
+        return True
+
+    polling.wait_for(all_free, 5, "every address of the run to be free", interval=0.1)

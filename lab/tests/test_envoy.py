@@ -3,15 +3,20 @@
 import copy
 
 import pytest
-from hellolb_lab import envoy, overlay, procs
-from hellolb_lab.procs import LabError
+from hellolb_lab import catalogue, envoy, overlay, procs
+from hellolb_lab.errors import LabError
 
 DNS = ("127.0.82.1", 5353)
 
 
 @pytest.fixture(scope="module")
-def proxy_config(k8s_dir):
-    return overlay.load("proxy", k8s_dir).envoy_config
+def proxy_overlay(k8s_dir):
+    return overlay.load("proxy", k8s_dir)
+
+
+@pytest.fixture(scope="module")
+def proxy_config(proxy_overlay):
+    return proxy_overlay.envoy_config
 
 
 def strip_lab_changes(config):
@@ -21,7 +26,7 @@ def strip_lab_changes(config):
     return config
 
 
-def test_adapt_moves_only_addresses_and_the_resolver(proxy_config):
+def test_adapt_moves_only_addresses_and_the_resolver(proxy_config, proxy_overlay):
     adapted = envoy.adapt(proxy_config, dns=DNS, listen_ip="127.0.82.21")
     resolver = adapted["static_resources"]["clusters"][0]["typed_dns_resolver_config"]
     assert resolver["typed_config"]["resolvers"] == [
@@ -35,7 +40,8 @@ def test_adapt_moves_only_addresses_and_the_resolver(proxy_config):
     restored["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"
     restored["static_resources"]["listeners"][0]["address"]["socket_address"]["address"] = "0.0.0.0"
     assert restored == proxy_config
-    assert envoy.dns_names(adapted) == [("server.grpc-lb-proxy.svc.cluster.local.", 50051)]
+    server = f"server.{catalogue.namespace('proxy')}.svc.cluster.local."
+    assert envoy.dns_names(adapted) == [(server, 50051)]
     assert envoy.dns_refresh_seconds(adapted) == 5.0
 
 

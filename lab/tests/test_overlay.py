@@ -3,19 +3,58 @@
 import shutil
 
 import pytest
-from hellolb_lab import overlay, scenarios
-from hellolb_lab.procs import LabError
+import yaml
+from hellolb_lab import catalogue, overlay, timeline
+from hellolb_lab.errors import LabError
+from hellolb_lab.options import Net, Options
 
 
-@pytest.mark.parametrize("name", scenarios.SCENARIOS)
+@pytest.mark.parametrize("name", catalogue.lab_names())
 def test_every_lab_scenario_has_three_servers_and_a_client(name, k8s_dir):
     ov = overlay.load(name, k8s_dir)
-    assert ov.namespace == f"grpc-lb-{name}"
+    assert ov.namespace == catalogue.namespace(name)
     assert ov.server_replicas == 3
     assert ov.client_replicas == 1
     assert ov.client_env["SERVER_ADDRESS"]
-    assert ov.server_env["SCENARIO"] == name
     assert "POD_NAME" not in ov.server_env  # downward API values are the lab's to fill
+
+
+@pytest.mark.parametrize("name", catalogue.names())
+def test_the_scenario_name_comes_from_the_pod_label_as_on_a_cluster(name, k8s_dir):
+    ov = overlay.load(name, k8s_dir)
+    assert ov.server_env["SCENARIO"] == ov.client_env["SCENARIO"] == name
+
+
+def test_a_reference_to_a_label_the_pod_lacks_is_refused():
+    deployment = {
+        "metadata": {"name": "server"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "env": [
+                                {
+                                    "name": "SCENARIO",
+                                    "valueFrom": {
+                                        "fieldRef": {"fieldPath": "metadata.labels['missing']"}
+                                    },
+                                }
+                            ],
+                        }
+                    ]
+                },
+            }
+        },
+    }
+    client = {**deployment, "metadata": {"name": "client"}}
+    text = yaml.safe_dump_all(
+        [{"kind": "Deployment", **deployment}, {"kind": "Deployment", **client}]
+    )
+    with pytest.raises(LabError, match=r"SCENARIO refers to metadata.labels\['missing'\]"):
+        overlay.parse(text, "x")
 
 
 def test_scenario_shapes_come_from_the_manifests(k8s_dir):
@@ -39,37 +78,29 @@ def test_unknown_overlay_is_named(k8s_dir):
         overlay.load("nope", k8s_dir)
 
 
-def patched_k8s(tmp_path, k8s_dir, overlay_name, old, new):
-    copy = tmp_path / "k8s"
-    shutil.copytree(k8s_dir, copy)
-    path = copy / "overlays" / overlay_name / "kustomization.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-    return copy
-
-
 def test_a_changed_overlay_changes_the_lab(tmp_path, k8s_dir, lab_net):
     """Two servers instead of three, a different work time: the lab runs what the overlay says."""
-    copy = patched_k8s(
-        tmp_path,
-        k8s_dir,
-        "headless",
-        "value: {name: SCENARIO, value: headless}",
-        "value: {name: SCENARIO, value: headless}\n"
-        "      - op: add\n        path: /spec/template/spec/containers/0/env/-\n"
-        "        value: {name: WORK_TIME, value: 50ms}",
-    )
-    replicas = copy / "overlays" / "headless" / "kustomization.yaml"
-    replicas.write_text(replicas.read_text() + "replicas:\n  - name: server\n    count: 2\n")
+    copy = tmp_path / "k8s"
+    shutil.copytree(k8s_dir, copy)
+    path = copy / "overlays" / "headless" / "kustomization.yaml"
+    kustomization = yaml.safe_load(path.read_text())
+    assert "patches" not in kustomization
+    assert "replicas" not in kustomization
+    kustomization["replicas"] = [{"name": "server", "count": 2}]
+    kustomization["patches"] = [
+        {
+            "target": {"kind": "Deployment", "name": "server"},
+            "patch": "- op: add\n  path: /spec/template/spec/containers/0/env/-\n"
+            "  value: {name: WORK_TIME, value: 50ms}\n",
+        }
+    ]
+    path.write_text(yaml.safe_dump(kustomization))
     ov = overlay.load("headless", copy)
     assert ov.server_replicas == 2
     assert ov.server_env["WORK_TIME"] == "50ms"
 
-    options = scenarios.Options(
-        warmup=2, after=2, net=scenarios.Net(lab_net(81)), k8s_dir=copy, log_dir=tmp_path / "logs"
-    )
-    result = scenarios.run("headless", options)
+    options = Options(warmup=2, after=2, net=Net(lab_net(81)), k8s_dir=copy, log_dir=tmp_path / "l")
+    result = timeline.run("headless", options)
     assert set(result.verdict.servers_before) == {"server-1", "server-2"}
     assert result.verdict.new_servers == ("server-3", "server-4", "server-5")
     assert result.settings["server_env"]["WORK_TIME"] == "50ms"

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from hellolb_lab import procs
+from hellolb_lab import polling, procs
+from hellolb_lab.errors import LabError
 
 SLEEPER = [
     sys.executable,
@@ -49,9 +50,9 @@ def test_sigkill_after_the_grace(tmp_path):
 def test_a_dead_process_is_reported_with_its_log(tmp_path):
     with procs.Supervisor(tmp_path) as sup:
         p = sup.start("crash", [sys.executable, "-c", "print('bad config'); raise SystemExit(2)"])
-        with pytest.raises(procs.LabError, match="exited with code 2"):
+        with pytest.raises(LabError, match="exited with code 2"):
             p.wait_event(lambda e: False, timeout=10)
-        with pytest.raises(procs.LabError, match="bad config"):
+        with pytest.raises(LabError, match="bad config"):
             sup.check_alive()
 
 
@@ -61,13 +62,13 @@ def test_busy_tcp_port_is_refused():
         s.bind(("127.0.92.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(procs.LabError, match=rf"127\.0\.92\.1:{port}/tcp is not available"):
+        with pytest.raises(LabError, match=rf"127\.0\.92\.1:{port}/tcp is not available"):
             procs.check_all_free([("127.0.92.1", port, False), ("127.0.92.2", port, False)])
         procs.check_free("127.0.92.2", port)
 
 
 def test_missing_binary_is_named():
-    with pytest.raises(procs.LabError, match="no-such-tool not found"):
+    with pytest.raises(LabError, match="no-such-tool not found"):
         procs.find_binary("no-such-tool")
     assert procs.find_binary("envoy").endswith("envoy")
 
@@ -92,7 +93,7 @@ def test_children_get_sigterm_when_the_lab_dies(tmp_path):
         child = int(lab.stdout.readline())
         lab.kill()
         lab.wait(timeout=10)
-        procs.wait_until(lambda: not _alive(child), timeout=10, what="the orphan to exit")
+        polling.wait_until(lambda: not _alive(child), timeout=10, what="the orphan to exit")
     finally:
         if lab.poll() is None:
             lab.kill()
@@ -101,7 +102,7 @@ def test_children_get_sigterm_when_the_lab_dies(tmp_path):
 def test_a_missing_program_is_reported(tmp_path):
     with procs.Supervisor(tmp_path) as sup:
         p = sup.start("ghost", ["/nonexistent/program"])
-        with pytest.raises(procs.LabError, match="exited with code 127"):
+        with pytest.raises(LabError, match="exited with code 127"):
             p.wait_event(lambda e: False, timeout=10)
     assert "cannot start /nonexistent/program" in p.log_path.read_text()
 

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from hellolb_lab import reader
+from hellolb_lab import catalogue, clientlog, reader
 from hellolb_lab.view import LiveView
 
 T0 = "2026-01-01T10:00:{:02d}.000000Z"
@@ -35,13 +35,13 @@ LOG = [
 
 
 def test_lines_are_parsed_with_or_without_a_prefix():
-    assert reader.parse_line(LOG[0]) is None
-    assert reader.parse_line(LOG[3])["client_id"] == "client-abc"
-    assert reader.parse_line(LOG[4]) is None
+    assert clientlog.parse_line(LOG[0]) is None
+    assert clientlog.parse_line(LOG[3])["client_id"] == "client-abc"
+    assert clientlog.parse_line(LOG[4]) is None
 
 
 def test_summaries_give_the_view_and_the_verdict():
-    state = reader.Reader("maxage")
+    state = reader.Reader(catalogue.get("maxage"))
     out = io.StringIO()
     assert reader.read(LOG, state, LiveView(out, live=False)) == len(LOG)
     assert "server-d" in out.getvalue()
@@ -52,13 +52,13 @@ def test_summaries_give_the_view_and_the_verdict():
 
 
 def test_without_a_scale_time_the_first_new_server_marks_it():
-    state = reader.Reader("headless")
+    state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG[:3], state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge(expect_servers=5)
     assert result.extra["scale_at"] == "none seen"
     assert len(result.new_servers) == 2
     assert all(c.ok for c in checks)  # nothing reached the two servers that never answered
-    state = reader.Reader("headless")
+    state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG, state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge()
     assert result.extra["scale_at"].startswith("inferred")

@@ -5,7 +5,8 @@ client's re-resolution floor, Envoy's DNS refresh rate), not from guesses.
 """
 
 import pytest
-from hellolb_lab import scenarios
+from hellolb_lab import timeline
+from hellolb_lab.options import Net, Options
 
 pytestmark = pytest.mark.slow
 
@@ -14,17 +15,17 @@ NEW = ("server-4", "server-5")
 
 
 def run(name, net, tmp_path, **phases):
-    options = scenarios.Options(
+    options = Options(
         warmup=3,
         steady=2,
         idle=3,
         restart=3,
         headless_after=4,
-        net=scenarios.Net(net),
+        net=Net(net),
         log_dir=tmp_path / name,
         **phases,
     )
-    result = scenarios.run(name, options)
+    result = timeline.run(name, options)
     failed = [c for c in result.checks if not c.ok]
     assert not failed, f"{failed}\nlogs: {result.log_dir}"
     assert result.verdict.failed_rpcs == 0

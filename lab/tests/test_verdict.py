@@ -1,10 +1,9 @@
-"""The shared verdict, from hand-made log events."""
+"""The shared verdict and the expected checks, from hand-made log events."""
 
 import json
 import math
 
-import pytest
-from hellolb_lab import verdict
+from hellolb_lab import catalogue, checks, clientlog, verdict
 
 T0 = 1_700_000_000.0
 
@@ -23,13 +22,17 @@ def responses(pattern: dict[float, list[str]], client: str = "c1") -> list[dict]
     ]
 
 
+def expected(name: str, result, **kw):
+    return checks.expected(catalogue.get(name), result, **kw)
+
+
 OLD = ["s1", "s2", "s3"]
 ALL = [*OLD, "s4", "s5"]
 
 
 def test_headless_shape_passes_and_names_idle_servers():
     events = responses({t: OLD for t in range(10)})
-    answers = verdict.answers_from_events(events)
+    answers = clientlog.answers_from_events(events)
     result = verdict.judge(
         "headless", answers, scale_at=T0 + 5, servers_before=OLD, servers_after=ALL
     )
@@ -38,24 +41,24 @@ def test_headless_shape_passes_and_names_idle_servers():
     assert result.time_to_all_new is None
     assert result.balance_before.ratio == 1.0
     assert math.isinf(result.balance_after.ratio)
-    assert all(c.ok for c in verdict.expected("headless", result))
-    text = verdict.format_verdict(result)
+    assert all(c.ok for c in expected("headless", result))
+    text = verdict.format_verdict(catalogue.get("headless"), result)
     assert "s4 never" in text
 
 
 def test_reaching_new_servers_is_timed_from_the_scale_up():
     pattern = {t: OLD for t in range(5)} | {5: OLD, 6: [*OLD, "s4"], 7: ALL, 8: ALL, 9: ALL}
-    answers = verdict.answers_from_events(responses(pattern))
+    answers = clientlog.answers_from_events(responses(pattern))
     result = verdict.judge(
         "maxage", answers, scale_at=T0 + 5, servers_before=OLD, servers_after=ALL
     )
     assert result.reached == {"s4": 1.0, "s5": 2.0}
     assert result.time_to_all_new == 2.0
     assert result.balance_after.ratio == 1.0
-    assert all(c.ok for c in verdict.expected("maxage", result, reach_bound_s=3))
-    late = verdict.expected("maxage", result, reach_bound_s=1.5)
+    assert all(c.ok for c in expected("maxage", result, reach_bound_s=3))
+    late = expected("maxage", result, reach_bound_s=1.5)
     assert not next(c for c in late if c.name == "every new server reached").ok
-    assert not all(c.ok for c in verdict.expected("headless", result))
+    assert not all(c.ok for c in expected("headless", result))
 
 
 def test_summaries_are_used_when_there_are_no_responses():
@@ -76,31 +79,31 @@ def test_summaries_are_used_when_there_are_no_responses():
         },
         {"event": "client.config"},
     ]
-    answers = verdict.answers_from_events(events)
+    answers = clientlog.answers_from_events(events)
     assert sum(a.count for a in answers) == 61
     result = verdict.judge(
-        "proxy", answers, scale_at=T0 + 7, failed_rpcs=verdict.failed_rpcs(events)
+        "proxy", answers, scale_at=T0 + 7, failed_rpcs=clientlog.failed_rpcs(events)
     )
     assert result.new_servers == ("s4", "s5")
     assert result.time_to_all_new == 3.0
-    checks = {c.name: c.ok for c in verdict.expected("proxy", result)}
-    assert checks == {"answers": True, "no failed RPC": False, "every new server reached": True}
+    got = {c.name: c.ok for c in expected("proxy", result)}
+    assert got == {"answers": True, "no failed RPC": False, "every new server reached": True}
 
 
 def test_clusterip_wants_one_server_per_client():
     events = responses({t: ["s2"] for t in range(6)}, "c1") + responses(
         {t: ["s5"] for t in range(6, 9)}, "c2"
     )
-    result = verdict.judge("clusterip", verdict.answers_from_events(events), scale_at=T0 + 3)
+    result = verdict.judge("clusterip", clientlog.answers_from_events(events), scale_at=T0 + 3)
     assert result.servers_by_client == {"c1": ("s2",), "c2": ("s5",)}
-    assert all(c.ok for c in verdict.expected("clusterip", result))
+    assert all(c.ok for c in expected("clusterip", result))
     mixed = responses({0: ["s1", "s2"]})
-    bad = verdict.judge("clusterip", verdict.answers_from_events(mixed), scale_at=None)
-    assert not all(c.ok for c in verdict.expected("clusterip", bad))
+    bad = verdict.judge("clusterip", clientlog.answers_from_events(mixed), scale_at=None)
+    assert not all(c.ok for c in expected("clusterip", bad))
 
 
 def test_proxy_replica_checks_use_extra():
-    answers = verdict.answers_from_events(responses({0: OLD, 2: ALL}))
+    answers = clientlog.answers_from_events(responses({0: OLD, 2: ALL}))
     idle_then_busy = {"before_restart": {"p2": 0, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
     result = verdict.judge(
         "proxy",
@@ -110,10 +113,10 @@ def test_proxy_replica_checks_use_extra():
         servers_after=ALL,
         extra={"proxy_requests": idle_then_busy},
     )
-    assert all(c.ok for c in verdict.expected("proxy", result, reach_bound_s=7))
+    assert all(c.ok for c in expected("proxy", result, reach_bound_s=7))
     busy_early = {"before_restart": {"p2": 3, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
     result = verdict.judge("proxy", answers, scale_at=T0 + 1, extra={"proxy_requests": busy_early})
-    assert not all(c.ok for c in verdict.expected("proxy", result))
+    assert not all(c.ok for c in expected("proxy", result))
 
 
 def test_failed_rpcs_takes_cumulative_totals_per_client():
@@ -122,18 +125,8 @@ def test_failed_rpcs_takes_cumulative_totals_per_client():
         {"event": "client.summary", "client_id": "a", "errors_total_count": 3},
         {"event": "client.summary", "client_id": "b", "errors_total_count": 1},
     ]
-    assert verdict.failed_rpcs(events) == 4
-    assert verdict.failed_rpcs([{"event": "client.error"}]) == 1
-
-
-def test_bounds_follow_the_settings():
-    assert verdict.reach_bound("maxage", max_connection_age_s=10, dns_min_time_s=5) == 18.0
-    assert verdict.reach_bound("proxy", dns_refresh_s=1) == 3.0
-    assert verdict.reach_bound("headless") is None
-    with pytest.raises(ValueError, match="max_connection_age_s"):
-        verdict.reach_bound("maxage")
-    with pytest.raises(ValueError, match="unknown scenario"):
-        verdict.expected("nope", verdict.judge("x", [], scale_at=None))
+    assert clientlog.failed_rpcs(events) == 4
+    assert clientlog.failed_rpcs([{"event": "client.error"}]) == 1
 
 
 def test_to_dict_is_json():
@@ -141,3 +134,15 @@ def test_to_dict_is_json():
     data = json.loads(json.dumps(result.to_dict()))
     assert data["balance_after"]["ratio"] is None
     assert data["new_servers"] == ["s4", "s5"]
+
+
+def test_every_check_a_record_names_exists():
+    for scenario in catalogue.SCENARIOS:
+        assert set(scenario.expected_checks) <= set(checks.CHECKS), scenario.name
+
+
+def test_servers_per_client_are_listed_where_connections_are_balanced():
+    events = responses({0: ["s1"], 1: ["s1"]})
+    result = verdict.judge("x", clientlog.answers_from_events(events), scale_at=None)
+    assert "servers per client" in verdict.format_verdict(catalogue.get("clusterip"), result)
+    assert "servers per client" not in verdict.format_verdict(catalogue.get("maxage"), result)

@@ -2,7 +2,7 @@
 
 import io
 
-from hellolb_lab.verdict import Answer
+from hellolb_lab.clientlog import Answer
 from hellolb_lab.view import LiveView, Picture, render, table
 
 

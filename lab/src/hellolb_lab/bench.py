@@ -3,7 +3,7 @@
 Per scenario: the balance of answers per server in the steady state after the scale-up
 (max/min), the time until every new server answered, the latency the client sees (p50/p99),
 and what the extra hop costs against direct client-side balancing: the scenario's p50 minus,
-and divided by, the headless scenario's p50 from the same run.
+and divided by, the baseline scenario's p50 from the same run (the catalogue's ``BASELINE``).
 
 Servers answer at once (``WORK_TIME=0``) so latency is the path, not the work. The client sends
 one call at a time (``CONCURRENCY=1``, unless ``--client-env`` says otherwise) and pauses
@@ -15,27 +15,13 @@ nothing fails.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hellolb_lab import scenarios
-from hellolb_lab.scenarios import Options, RunResult
+from hellolb_lab import catalogue, rows, timeline
+from hellolb_lab.options import Options
+from hellolb_lab.outcome import RunResult
 from hellolb_lab.view import LiveView, table
-
-#: Proxy hops between client and server, per scenario.
-HOPS = {"clusterip": 1, "headless": 0, "maxage": 0, "proxy": 1, "sidecar": 1}
-
-COLUMNS = (
-    "scenario",
-    "hops",
-    "balance max/min",
-    "new servers reached",
-    "p50 ms",
-    "p99 ms",
-    "p50 added ms",
-    "p50 vs headless",
-)
 
 
 def bench_options(base: Options) -> Options:
@@ -48,51 +34,25 @@ def bench_options(base: Options) -> Options:
     )
 
 
-def row(result: RunResult, baseline_p50: float | None) -> dict[str, Any]:
-    v = result.verdict
-    ratio = v.balance_after.ratio
-    p50 = result.latency_ms["p50"]
-    reached = "never" if v.time_to_all_new is None else f"after {v.time_to_all_new:.1f}s"
-    if v.time_to_all_new is None and v.new_servers:
-        reached = f"never ({sum(1 for t in v.reached.values() if t is None)} idle)"
-    if result.scenario == "clusterip":
-        # The first connection stays put; only the restarted client's new connection can land on
-        # a new server, by chance.
-        hit = sum(1 for t in v.reached.values() if t is not None)
-        reached = f"{hit} of {len(v.new_servers)}, by a new connection only"
-    out: dict[str, Any] = {
-        "scenario": result.scenario,
-        "hops": HOPS.get(result.scenario, ""),
-        "balance max/min": "inf (idle servers)" if math.isinf(ratio) else f"{ratio:.2f}",
-        "new servers reached": reached,
-        "p50 ms": p50,
-        "p99 ms": result.latency_ms["p99"],
-        "p50 added ms": "",
-        "p50 vs headless": "",
-    }
-    if p50 is not None and baseline_p50:
-        out["p50 added ms"] = f"{p50 - baseline_p50:+.2f}"
-        out["p50 vs headless"] = f"{p50 / baseline_p50:.2f}x"
-    return out
-
-
 def run(
     options: Options,
-    names: Sequence[str] = scenarios.SCENARIOS,
+    names: Sequence[str] | None = None,
     view_factory: Callable[[], LiveView] | None = None,
     report: Callable[[str], None] = print,
 ) -> tuple[list[dict[str, Any]], list[RunResult]]:
-    """Run ``names`` (headless first: it is the baseline) and return the table rows."""
-    order = ["headless", *[n for n in names if n != "headless"]]
+    """Run ``names`` (every lab scenario by default; the baseline first) and return the rows, in
+    tour order."""
+    chosen = set(names or catalogue.lab_names()) | {catalogue.BASELINE}
+    order = [catalogue.BASELINE, *(n for n in catalogue.lab_names() if n in chosen)]
     results: dict[str, RunResult] = {}
-    for name in order:
+    for name in dict.fromkeys(order):
         report(f"bench: {name} ...")
         view = view_factory() if view_factory else None
-        results[name] = scenarios.run(name, bench_options(options), view)
-    baseline = results["headless"].latency_ms["p50"]
-    rows = [row(results[n], baseline) for n in scenarios.SCENARIOS if n in results]
-    return rows, [results[n] for n in scenarios.SCENARIOS if n in results]
+        results[name] = timeline.run(name, bench_options(options), view)
+    baseline = results[catalogue.BASELINE].latency_ms["p50"]
+    ordered = [results[n] for n in catalogue.lab_names() if n in results]
+    return [rows.bench_row(r, baseline) for r in ordered], ordered
 
 
-def format_rows(rows: list[dict[str, Any]]) -> str:
-    return table(rows, COLUMNS)
+def format_rows(table_rows: list[dict[str, Any]]) -> str:
+    return table(table_rows, rows.BENCH_COLUMNS)

@@ -27,8 +27,16 @@ from typing import Any
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
+from hellolb_lab.polling import wait_for
+
 #: Seconds a client or proxy may cache an answer: short, so a scale-up is seen quickly.
 DEFAULT_TTL = 1
+
+#: The server's log events: one per query, and its start, stop and failure.
+QUERY = "dns.query"
+STARTED = "dns.started"
+STOPPED = "dns.stopped"
+FAILED = "dns.failed"
 
 
 def normalize(name: str) -> str:
@@ -95,7 +103,7 @@ class ZoneResolver(BaseResolver):
         if self.log is not None:
             self.log(
                 {
-                    "event": "dns.query",
+                    "event": QUERY,
                     "timestamp": time.time(),
                     "name": name,
                     "qtype": qtype,
@@ -158,22 +166,22 @@ def addresses(host: str, port: int, name: str, timeout: float = 1.0, source: str
 def wait_answers(
     host: str, port: int, name: str, expected: Iterable[str], timeout: float = 5.0
 ) -> None:
-    """Poll the server until it answers ``expected`` for ``name``; raise TimeoutError if not.
+    """Poll the server until it answers ``expected`` for ``name``; :class:`LabError` if not.
 
     The queries come from ``host`` itself (see :func:`query`).
     """
     want = sorted(expected)
-    deadline = time.monotonic() + timeout
     got: list[str] | str = "no answer"
-    while time.monotonic() < deadline:
+
+    def answered() -> bool | None:
+        nonlocal got
         try:
             got = addresses(host, port, name, timeout=0.5, source=host)
         except OSError as exc:
             got = f"error: {exc}"
-        if got == want:
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"DNS {host}:{port} answers {got} for {name}, expected {want}")
+        return True if got == want else None
+
+    wait_for(answered, timeout, lambda: f"DNS {host}:{port} to answer {want} for {name} ({got})")
 
 
 def _print_json(event: dict[str, Any]) -> None:
@@ -182,27 +190,30 @@ def _print_json(event: dict[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the DNS server until SIGTERM/SIGINT."""
+    """Run the DNS server until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m hellolb_lab.dns", description=__doc__)
     parser.add_argument("--listen", required=True, help="HOST:PORT, e.g. 127.0.10.1:5353")
     parser.add_argument("--zone", required=True, type=Path, help="zone file (JSON)")
     parser.add_argument("--ttl", type=int, default=DEFAULT_TTL)
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Wait for the stop signals instead of handling them: a handler that sets an Event
+    # deadlocks when the signal lands while this thread holds that Event's lock (a stray DNS
+    # server would then keep the lab's address). Blocked before the server threads start, so
+    # that they inherit the mask and the signals stay pending for sigtimedwait.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     servers = serve(host, int(port), Zone(args.zone), args.ttl, _print_json)
-    _print_json({"event": "dns.started", "address": host, "port": int(port), "ttl": args.ttl})
+    _print_json({"event": STARTED, "address": host, "port": int(port), "ttl": args.ttl})
     try:
-        while not stop.wait(0.5):
+        while signal.sigtimedwait(stop_signals, 0.5) is None:
             if not all(s.isAlive() for s in servers):
-                _print_json({"event": "dns.failed"})
+                _print_json({"event": FAILED})
                 return 1
     finally:
         for server in servers:
             server.stop()
-    _print_json({"event": "dns.stopped"})
+    _print_json({"event": STOPPED})
     return 0
 
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
-import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from hellolb.config import parse_duration
 
-from hellolb_lab.procs import LabError
+from hellolb_lab.errors import LabError
+from hellolb_lab.polling import wait_for
 
 DNS_CLUSTER_TYPES = ("STRICT_DNS", "LOGICAL_DNS")
 CARES = "envoy.network.dns_resolver.cares"
@@ -34,6 +34,8 @@ CARES_TYPE = (
     "type.googleapis.com/envoy.extensions.network.dns_resolver.cares.v3.CaresDnsResolverConfig"
 )
 LOOPBACK_OR_ANY = ("0.0.0.0", "127.0.0.1", "::", "::1")
+#: The event of the access-log line the scenarios' Envoy configs write for every request.
+ACCESS_LOG_EVENT = "proxy.request"
 # Admin requests go straight to loopback, never through an HTTP proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -104,6 +106,13 @@ def adapt(config: dict[str, Any], *, dns: tuple[str, int], listen_ip: str) -> di
     return out
 
 
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+
+def _socket(address: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": address, "port_value": port}}
+
+
 def clusterip_config(
     *,
     vip: str,
@@ -114,60 +123,35 @@ def clusterip_config(
     dns_refresh: str = "1s",
 ) -> dict[str, Any]:
     """The kube-proxy stand-in: TCP proxy on ``vip:port`` to a random backend per connection."""
-    config = {
-        "admin": {"address": {"socket_address": {"address": vip, "port_value": admin_port}}},
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "clusterip",
-                    "address": {"socket_address": {"address": vip, "port_value": port}},
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.tcp_proxy",
-                                    "typed_config": {
-                                        "@type": "type.googleapis.com/envoy.extensions.filters"
-                                        ".network.tcp_proxy.v3.TcpProxy",
-                                        "stat_prefix": "clusterip",
-                                        "cluster": "endpoints",
-                                    },
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": "endpoints",
-                    "type": "STRICT_DNS",
-                    "dns_lookup_family": "V4_ONLY",
-                    "dns_refresh_rate": dns_refresh,
-                    "lb_policy": "RANDOM",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "endpoints",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {
-                                                    "address": endpoints_name,
-                                                    "port_value": port,
-                                                }
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ],
+    tcp_proxy = {
+        "name": "envoy.filters.network.tcp_proxy",
+        "typed_config": {
+            "@type": TCP_PROXY_TYPE,
+            "stat_prefix": "clusterip",
+            "cluster": "endpoints",
         },
+    }
+    listener = {
+        "name": "clusterip",
+        "address": _socket(vip, port),
+        "filter_chains": [{"filters": [tcp_proxy]}],
+    }
+    endpoint = {"endpoint": {"address": _socket(endpoints_name, port)}}
+    cluster = {
+        "name": "endpoints",
+        "type": "STRICT_DNS",
+        "dns_lookup_family": "V4_ONLY",
+        "dns_refresh_rate": dns_refresh,
+        "lb_policy": "RANDOM",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": "endpoints",
+            "endpoints": [{"lb_endpoints": [endpoint]}],
+        },
+    }
+    config = {
+        "admin": {"address": _socket(vip, admin_port)},
+        "static_resources": {"listeners": [listener], "clusters": [cluster]},
     }
     return adapt(config, dns=dns, listen_ip=vip)
 
@@ -230,18 +214,20 @@ def counters(admin: tuple[str, int], prefix: str) -> dict[str, int]:
     }
 
 
-def wait_ready(admin: tuple[str, int], timeout: float, alive: Any = None) -> None:
+def wait_ready(
+    admin: tuple[str, int], timeout: float, alive: Callable[[], bool] | None = None
+) -> None:
     """Poll ``/ready`` until LIVE; ``alive()`` false (the process died) stops early."""
-    deadline = time.monotonic() + timeout
     last = "no answer"
-    while time.monotonic() < deadline:
+
+    def live() -> bool | None:
+        nonlocal last
         if alive is not None and not alive():
             raise LabError(f"envoy at {admin[0]}:{admin[1]} exited while starting")
         try:
             last = admin_get(admin, "/ready", timeout=0.5).strip()
-            if last == "LIVE":
-                return
         except OSError as exc:
             last = str(exc)
-        time.sleep(0.05)
-    raise LabError(f"envoy at {admin[0]}:{admin[1]} not ready after {timeout}s: {last}")
+        return True if last == "LIVE" else None
+
+    wait_for(live, timeout, lambda: f"envoy at {admin[0]}:{admin[1]} to be ready ({last})")

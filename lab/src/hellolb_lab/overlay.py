@@ -8,6 +8,7 @@ so the lab and the cluster run the same settings.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,15 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hello_client.config import ClientConfig
-from hello_server.config import ServerConfig
-from hellolb.config import ConfigError
 
-from hellolb_lab import envoy, verdict
-from hellolb_lab.procs import LabError, find_binary
+from hellolb_lab.errors import LabError
+from hellolb_lab.procs import find_binary
 
-#: Env vars a Pod gets from the downward API; the lab supplies its own values for these.
-DOWNWARD = ("POD_NAME", "POD_IP", "NODE_NAME")
+#: A downward-API reference to one of the pod's own labels or annotations.
+POD_METADATA_REF = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
 
 
 @dataclass(frozen=True)
@@ -78,9 +76,27 @@ def render(scenario: str, k8s_dir: Path, timeout: float = 60.0) -> str:
     return result.stdout
 
 
-def _literal_env(container: Mapping[str, Any]) -> dict[str, str]:
-    """``value:`` entries only; ``valueFrom`` (downward API) is left to the lab."""
-    return {e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e}
+def _env(container: Mapping[str, Any], pod_metadata: Mapping[str, Any]) -> dict[str, str]:
+    """The container's environment as the kubelet would set it, where the overlay decides it:
+    literal values, and downward-API references to the pod's labels and annotations. The pod's
+    name, IP and node (also downward API) are left to the lab, which has its own."""
+    env = {}
+    for item in container.get("env") or []:
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        path = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath", "")
+        match = POD_METADATA_REF.fullmatch(path)
+        if match is not None:
+            value = (pod_metadata.get(match[1]) or {}).get(match[2])
+            if value is None:
+                raise LabError(f"{item['name']} refers to {path}, which the pod does not set")
+            env[item["name"]] = str(value)
+    return env
+
+
+def _pod_metadata(deployment: Mapping[str, Any]) -> Mapping[str, Any]:
+    return deployment["spec"]["template"].get("metadata") or {}
 
 
 def _containers(deployment: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -126,9 +142,9 @@ def parse(text: str, scenario: str) -> Overlay:
         scenario=scenario,
         namespace=namespace,
         server_replicas=int(server["spec"].get("replicas", 1)),
-        server_env=_literal_env(server_main),
+        server_env=_env(server_main, _pod_metadata(server)),
         client_replicas=int(client["spec"].get("replicas", 1)),
-        client_env=_literal_env(client_main),
+        client_env=_env(client_main, _pod_metadata(client)),
         proxy_replicas=int(proxy["spec"].get("replicas", 1)) if proxy is not None else None,
         envoy_config=envoy_config,
         envoy_args=tuple(str(a) for a in (envoy_container or {}).get("args") or ()),
@@ -141,38 +157,3 @@ def load(scenario: str, k8s_dir: Path | None = None) -> Overlay:
     """Render and parse ``k8s/overlays/<scenario>``."""
     k8s = k8s_dir or find_k8s_dir()
     return parse(render(scenario, k8s), scenario)
-
-
-def reach_bound(
-    scenario: str,
-    *,
-    server_env: Mapping[str, str],
-    client_env: Mapping[str, str],
-    envoy_config: Mapping[str, Any] | None = None,
-    dns_refresh_s: float | None = None,
-    margin_s: float = verdict.DEFAULT_MARGIN_S,
-) -> float | None:
-    """Seconds within which the new servers must answer, from a scenario's own settings.
-
-    The lab and the cluster check both call this. Settings are read with the services' own
-    parsers, defaults included, so the bound cannot disagree with what the processes do;
-    Envoy's refresh rate comes from its config unless ``dns_refresh_s`` says otherwise.
-    """
-    if scenario == "maxage":
-        try:
-            age = ServerConfig.from_env(server_env).max_connection_age
-            floor = ClientConfig.from_env(client_env).dns_min_time_between_resolutions
-        except ConfigError as error:
-            raise LabError(f"{scenario}: the overlay sets {error}") from None
-        if age is None:
-            raise LabError(f"{scenario}: the overlay sets no MAX_CONNECTION_AGE for the server")
-        return verdict.reach_bound(
-            scenario, max_connection_age_s=age, dns_min_time_s=floor, margin_s=margin_s
-        )
-    if scenario in ("proxy", "sidecar"):
-        if dns_refresh_s is None:
-            if envoy_config is None:
-                raise LabError(f"{scenario}: the overlay has no Envoy config")
-            dns_refresh_s = envoy.dns_refresh_seconds(dict(envoy_config))
-        return verdict.reach_bound(scenario, dns_refresh_s=dns_refresh_s, margin_s=margin_s)
-    return None

@@ -23,17 +23,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from hellolb_lab.errors import LabError
+from hellolb_lab.polling import wait_for
+
 PR_SET_PDEATHSIG = 1
-
-
-class LabError(Exception):
-    """A problem the user can fix; the CLI prints it as one line and exits 2."""
 
 
 def check_free(host: str, port: int, *, udp: bool = False) -> None:
@@ -127,25 +125,28 @@ class Proc:
     def wait_event(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float
     ) -> dict[str, Any]:
-        """The first logged event matching ``predicate``, waiting at most ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+        """The first logged event matching ``predicate``, waiting at most ``timeout`` seconds;
+        :class:`LabError` with the log's tail as soon as the process has exited."""
         seen = 0
-        while True:
+
+        def match() -> dict[str, Any] | None:
+            nonlocal seen
+            finished = self._finished()  # before the snapshot: then it holds every line
             events = self.snapshot()
-            for event in events[seen:]:
-                if predicate(event):
-                    return event
+            found = next((e for e in events[seen:] if predicate(e)), None)
             seen = len(events)
-            if not self.running() and (self._reader is None or not self._reader.is_alive()):
+            if found is None and finished:
                 raise LabError(
                     f"{self.name} exited with code {self.popen.returncode}; log: {self.log_path}"
                     f"{_tail(self.log_path)}"
                 )
-            if time.monotonic() >= deadline:
-                raise LabError(
-                    f"{self.name}: no matching event within {timeout}s ({self.log_path})"
-                )
-            time.sleep(0.02)
+            return found
+
+        return wait_for(match, timeout, f"{self.name}'s event ({self.log_path})", interval=0.02)
+
+    def _finished(self) -> bool:
+        """Exited, and every line it printed has been read."""
+        return not self.running() and (self._reader is None or not self._reader.is_alive())
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -257,23 +258,3 @@ class Supervisor:
                     f"{proc.name} exited with code {proc.popen.returncode}; log: {proc.log_path}"
                     f"{_tail(proc.log_path)}"
                 )
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll ``predicate`` until true; raise :class:`LabError` naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise LabError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def tcp_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    """True when something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

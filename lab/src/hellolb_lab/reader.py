@@ -1,4 +1,4 @@
-"""The cluster log reader: ``kubectl logs -f -l app=client -n <scenario> | hellolb-lab watch``.
+"""The cluster log reader: ``kubectl logs -f -l app=client -c client -n <ns> | hellolb-lab watch``.
 
 It reads the client's JSON log lines from a stream, draws the same picture as the lab while they
 arrive, and when the stream ends (or on Ctrl-C) judges them with the shared verdict. Lines that
@@ -12,30 +12,22 @@ scale-up is taken to be the first answer from a server that was not answering at
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hellolb_lab import verdict
+from hello_client import events as client
+
+from hellolb_lab import checks, clientlog, verdict
+from hellolb_lab.catalogue import Scenario
+from hellolb_lab.checks import Check
+from hellolb_lab.clientlog import Answer
 from hellolb_lab.view import LiveView, Picture
 
 #: Seconds at the start of the log whose servers count as "the first servers".
 BASELINE_S = 2.0
-
-
-def parse_line(line: str) -> dict[str, Any] | None:
-    """The JSON object in ``line`` (after any ``[pod/...]`` prefix), or None."""
-    start = line.find("{")
-    if start < 0:
-        return None
-    try:
-        event = json.loads(line[start:])
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) and "event" in event else None
 
 
 def parse_when(text: str) -> float:
@@ -47,46 +39,40 @@ def parse_when(text: str) -> float:
     if len(text) <= 8 and text.count(":") in (1, 2):
         today = datetime.now(UTC).date().isoformat()
         text = f"{today}T{text}+00:00"
-    return verdict.parse_timestamp(text)
+    return clientlog.parse_timestamp(text)
 
 
 @dataclass
 class Reader:
     """Collects client events and keeps a :class:`Picture` of them up to date."""
 
-    scenario: str
+    scenario: Scenario
     events: list[dict[str, Any]] = field(default_factory=list)
     picture: Picture = field(default_factory=lambda: Picture(title="watch", start=0.0))
     _responses: bool = False
 
     def __post_init__(self) -> None:
-        self.picture.title = f"watch {self.scenario}"
+        self.picture.title = f"watch {self.scenario.name}"
 
     def feed(self, event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if not str(kind).startswith("client."):
+        if not str(event.get("event")).startswith(client.PREFIX):
             return
         self.events.append(event)
-        if "timestamp" not in event:
+        if client.TIMESTAMP not in event:
             return
-        t = verdict.parse_timestamp(event["timestamp"])
         if not self.picture.start:
-            self.picture.start = t
-        if kind == "client.response" and event.get("server_id"):
+            self.picture.start = clientlog.parse_timestamp(event[client.TIMESTAMP])
+        if clientlog.is_response(event):
             if not self._responses:
                 # Responses are exact; drop the coarser summary counts drawn so far.
                 self._responses = True
                 self.picture.answers.clear()
-            client = str(event.get("client_id", ""))
-            self.picture.answers.append(verdict.Answer(t, str(event["server_id"]), 1, client))
-        elif kind == "client.summary":
-            self.picture.errors = verdict.failed_rpcs(self.events)
+            self.picture.answers.extend(clientlog.answers_of(event))
+        elif clientlog.is_summary(event):
+            self.picture.errors = clientlog.failed_rpcs(self.events)
             if not self._responses:
-                for server, count in (event.get("by_server_window") or {}).items():
-                    if count:
-                        client = str(event.get("client_id", ""))
-                        self.picture.answers.append(verdict.Answer(t, str(server), count, client))
-        elif kind == "client.error":
+                self.picture.answers.extend(clientlog.answers_of(event))
+        elif clientlog.is_error(event):
             self.picture.errors += 1
 
     def judge(
@@ -95,8 +81,8 @@ class Reader:
         scale_at: float | None = None,
         expect_servers: int | None = None,
         reach_bound_s: float | None = None,
-    ) -> tuple[verdict.Verdict, list[verdict.Check]]:
-        answers = verdict.answers_from_events(self.events)
+    ) -> tuple[verdict.Verdict, list[Check]]:
+        answers = clientlog.answers_from_events(self.events)
         note = "given"
         if scale_at is None and answers:
             scale_at = infer_scale_at(answers)
@@ -107,18 +93,18 @@ class Reader:
         missing = (expect_servers or 0) - len(seen)
         after |= {f"(never answered {i})" for i in range(1, missing + 1)}
         result = verdict.judge(
-            self.scenario,
+            self.scenario.name,
             answers,
             scale_at=scale_at,
             servers_before=before,
             servers_after=after,
-            failed_rpcs=verdict.failed_rpcs(self.events),
+            failed_rpcs=clientlog.failed_rpcs(self.events),
             extra={"scale_at": note},
         )
-        return result, verdict.expected(self.scenario, result, reach_bound_s=reach_bound_s)
+        return result, checks.expected(self.scenario, result, reach_bound_s=reach_bound_s)
 
 
-def infer_scale_at(answers: list[verdict.Answer]) -> float | None:
+def infer_scale_at(answers: list[Answer]) -> float | None:
     """Time of the first answer from a server that did not answer in the first seconds."""
     if not answers:
         return None
@@ -131,7 +117,7 @@ def read(lines: Iterable[str], reader: Reader, view: LiveView, max_lines: int = 
     """Feed up to ``max_lines`` lines to ``reader``, drawing as they come; lines read."""
     count = 0
     for count, line in enumerate(lines, start=1):
-        event = parse_line(line)
+        event = clientlog.parse_line(line)
         if event is not None:
             reader.feed(event)
             if reader.picture.answers:

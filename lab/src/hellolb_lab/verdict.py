@@ -1,27 +1,22 @@
-"""The shared verdict: what the client's logs say about a scenario, and whether that is expected.
+"""The shared verdict: what the client's answers say about a run around the scale-up.
 
-One module judges every run, wherever the logs come from: the local lab (which reads the
-client's stdout), the cluster log reader (``kubectl logs -f -l app=client | hellolb-lab watch``)
-and the Kubernetes end-to-end check. Its input is the client's parsed JSON log lines
-(``client.summary``, optionally ``client.response``), as the README documents them (Log fields).
+One module measures every run, wherever the logs come from: the local lab, the cluster log
+reader (``kubectl logs -f ... | hellolb-lab watch``) and the cluster check. Its input is the
+answers :mod:`hellolb_lab.clientlog` reads from the client's log lines; whether the measurements
+are what the scenario expects is :mod:`hellolb_lab.checks`' question.
 
 Typical use from a cluster check::
 
-    from hellolb_lab import verdict
-
-    events = [json.loads(line) for line in log_lines if line.startswith("{")]
-    answers = verdict.answers_from_events(events)
+    events = [e for line in log_lines if (e := clientlog.parse_line(line))]
     result = verdict.judge(
         "maxage",
-        answers,
+        clientlog.answers_from_events(events),
         scale_at=scaled_at_epoch_seconds,          # when replicas went 3 -> 5
         servers_before=pods_before,                 # pod names, from kubectl get pods
         servers_after=pods_after,
         end=time.time(),
-        failed_rpcs=verdict.failed_rpcs(events),
+        failed_rpcs=clientlog.failed_rpcs(events),
     )
-    bound = verdict.reach_bound("maxage", max_connection_age_s=10, dns_min_time_s=5)
-    failures = [c for c in verdict.expected("maxage", result, reach_bound_s=bound) if not c.ok]
 
 Times are seconds since the epoch (floats). Nothing here sleeps, reads files or starts anything.
 """
@@ -32,30 +27,16 @@ import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-#: Scenarios the verdict knows. ``linkerd`` only runs on a cluster.
-SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
+from hellolb_lab.catalogue import Reach, Scenario
+from hellolb_lab.clientlog import Answer
+
+if TYPE_CHECKING:
+    from hellolb_lab.checks import Check
 
 #: Largest max/min ratio of answers per server that still counts as "balanced".
 BALANCED_RATIO = 1.5
-
-#: Time added to every derived bound for process start-up, connecting and log timestamps.
-DEFAULT_MARGIN_S = 2.0
-
-#: gRPC spreads max connection age by +-10% so that connections do not all close at once.
-MAX_AGE_JITTER = 1.1
-
-
-@dataclass(frozen=True)
-class Answer:
-    """``count`` answers from ``server_id`` seen at ``t`` by ``client_id``."""
-
-    t: float
-    server_id: str
-    count: int = 1
-    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,15 +49,6 @@ class Balance:
     @property
     def balanced(self) -> bool:
         return len(self.per_server) > 0 and self.ratio <= BALANCED_RATIO
-
-
-@dataclass(frozen=True)
-class Check:
-    """One expected behaviour and whether the run showed it."""
-
-    name: str
-    ok: bool
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -112,56 +84,6 @@ class Verdict:
             if math.isinf(data[key]["ratio"]):
                 data[key]["ratio"] = None
         return data
-
-
-def parse_timestamp(value: str | float | int) -> float:
-    """Epoch seconds from an ISO 8601 timestamp (as the services log it) or a number."""
-    if isinstance(value, int | float):
-        return float(value)
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def answers_from_events(events: Iterable[Mapping[str, Any]]) -> list[Answer]:
-    """Answers from parsed client log lines, oldest first.
-
-    ``client.response`` lines give one answer each at its own timestamp (precise). When there are
-    none, ``client.summary`` lines are used: ``by_server_window`` counted at the summary's
-    timestamp, so times are only as precise as ``SUMMARY_INTERVAL``. Other events are ignored.
-    """
-    responses: list[Answer] = []
-    summaries: list[Answer] = []
-    for event in events:
-        kind = event.get("event")
-        client = str(event.get("client_id", ""))
-        if kind == "client.response" and event.get("server_id") is not None:
-            t = parse_timestamp(event["timestamp"])
-            responses.append(Answer(t, str(event["server_id"]), 1, client))
-        elif kind == "client.summary":
-            t = parse_timestamp(event["timestamp"])
-            for server, count in (event.get("by_server_window") or {}).items():
-                if count:
-                    summaries.append(Answer(t, str(server), int(count), client))
-    chosen = responses or summaries
-    chosen.sort(key=lambda a: a.t)
-    return chosen
-
-
-def failed_rpcs(events: Iterable[Mapping[str, Any]]) -> int:
-    """Failed RPCs seen by the clients: ``client.error`` lines, or summaries' totals if larger.
-
-    ``errors_total_count`` is cumulative per client, so the largest value per client is taken.
-    """
-    errors = 0
-    totals: dict[str, int] = {}
-    for event in events:
-        kind = event.get("event")
-        if kind == "client.error":
-            errors += 1
-        elif kind == "client.summary":
-            client = str(event.get("client_id", ""))
-            count = int(event.get("errors_total_count") or 0)
-            totals[client] = max(totals.get(client, 0), count)
-    return max(errors, sum(totals.values()))
 
 
 def balance(counts: Mapping[str, int], servers: Collection[str] | None = None) -> Balance:
@@ -213,30 +135,15 @@ def judge(
     after = set(servers_after) if servers_after is not None else old | set(after_counts)
     new = tuple(sorted(after - old))
 
-    first_seen: dict[str, float] = {}
-    for a in items:
-        if scale_at is not None and a.t >= scale_at and a.server_id not in first_seen:
-            first_seen[a.server_id] = a.t
-    reached: dict[str, float | None] = {
-        s: (
-            round(first_seen[s] - scale_at, 3) if s in first_seen and scale_at is not None else None
-        )
-        for s in new
-    }
+    reached = _reached(items, scale_at, new)
     if new and all(v is not None for v in reached.values()):
         time_to_all: float | None = max(v for v in reached.values() if v is not None)
     else:
         time_to_all = None
-
     steady_from = scale_at
     if scale_at is not None and time_to_all is not None:
         steady_from = scale_at + time_to_all
     steady = count_between(items, steady_from, None) if scale_at is not None else {}
-
-    by_client: dict[str, set[str]] = defaultdict(set)
-    for a in items:
-        by_client[a.client_id].add(a.server_id)
-
     return Verdict(
         scenario=scenario,
         scale_at=scale_at,
@@ -248,119 +155,45 @@ def judge(
         time_to_all_new=time_to_all,
         balance_before=balance(before_counts, old),
         balance_after=balance(steady, after),
-        servers_by_client={c: tuple(sorted(s)) for c, s in sorted(by_client.items())},
+        servers_by_client=_servers_by_client(items),
         answers_total=sum(a.count for a in items),
         failed_rpcs=failed_rpcs,
         extra=dict(extra or {}),
     )
 
 
-def reach_bound(
-    scenario: str,
-    *,
-    max_connection_age_s: float | None = None,
-    dns_min_time_s: float = 30.0,
-    dns_refresh_s: float = 5.0,
-    margin_s: float = DEFAULT_MARGIN_S,
-) -> float | None:
-    """Seconds within which every new server must have answered after the scale-up.
-
-    - ``maxage``: a connection lives at most ``max_connection_age * 1.1`` (gRPC's jitter); its
-      GOAWAY makes the client re-resolve, no sooner than the resolution floor allows.
-    - ``proxy``/``sidecar``: Envoy re-resolves its STRICT_DNS cluster every ``dns_refresh_s``
-      (the DNS TTL when ``respect_dns_ttl`` is set) and balances each request.
-    - ``clusterip``/``headless``: ``None``, new servers are not expected to be reached.
-    - ``linkerd``: ``None`` here; a cluster check passes its own bound to :func:`expected`.
-    """
-    if scenario == "maxage":
-        if max_connection_age_s is None:
-            raise ValueError("maxage needs max_connection_age_s")
-        return round(max_connection_age_s * MAX_AGE_JITTER + dns_min_time_s + margin_s, 3)
-    if scenario in ("proxy", "sidecar"):
-        return round(dns_refresh_s + margin_s, 3)
-    return None
+def _reached(
+    items: list[Answer], scale_at: float | None, new: tuple[str, ...]
+) -> dict[str, float | None]:
+    """Seconds from the scale-up to each new server's first answer (None: it never answered)."""
+    first_seen: dict[str, float] = {}
+    for a in items:
+        if scale_at is not None and a.t >= scale_at and a.server_id not in first_seen:
+            first_seen[a.server_id] = a.t
+    return {
+        s: round(first_seen[s] - scale_at, 3) if s in first_seen and scale_at is not None else None
+        for s in new
+    }
 
 
-def expected(scenario: str, result: Verdict, *, reach_bound_s: float | None = None) -> list[Check]:
-    """The scenario's expected behaviour, checked against ``result``.
-
-    - every scenario: no failed RPC, and some answers at all;
-    - ``clusterip``: each client connection (client id) is answered by exactly one server;
-    - ``headless``: balanced over the first servers, none of the new ones answered;
-    - ``maxage``, ``proxy``, ``sidecar``, ``linkerd``: every new server answered within
-      ``reach_bound_s`` (when given);
-    - ``proxy``: when ``result.extra["proxy_requests"]`` is present (requests per proxy replica,
-      split ``{"before_restart": {...}, "after_restart": {...}}`` for the added replicas), the new
-      replicas got nothing until the client restarted and something after.
-    """
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
-    checks = [
-        Check("answers", result.answers_total > 0, f"{result.answers_total} answers"),
-        Check("no failed RPC", result.failed_rpcs == 0, f"{result.failed_rpcs} failed"),
-    ]
-    if scenario == "clusterip":
-        many = {c: s for c, s in result.servers_by_client.items() if len(s) != 1}
-        checks.append(
-            Check(
-                "one server per client connection",
-                not many and bool(result.servers_by_client),
-                ", ".join(f"{c}: {len(s)}" for c, s in result.servers_by_client.items()),
-            )
-        )
-    elif scenario == "headless":
-        checks.append(
-            Check(
-                "balanced over the first servers",
-                result.balance_before.balanced,
-                f"max/min {_ratio(result.balance_before.ratio)}",
-            )
-        )
-        got = {s: result.servers_after.get(s, 0) for s in result.new_servers}
-        checks.append(
-            Check(
-                "no traffic to the new servers",
-                bool(result.new_servers) and not any(got.values()),
-                ", ".join(f"{s}: {n}" for s, n in got.items()) or "no new servers",
-            )
-        )
-    else:
-        never = [s for s, t in result.reached.items() if t is None]
-        ok = bool(result.new_servers) and not never
-        detail = f"all {len(result.new_servers)} new after {result.time_to_all_new}s"
-        if never:
-            detail = "never reached: " + ", ".join(never)
-        if ok and reach_bound_s is not None and result.time_to_all_new is not None:
-            ok = result.time_to_all_new <= reach_bound_s
-            detail += f" (bound {reach_bound_s}s)"
-        checks.append(Check("every new server reached", ok, detail))
-    if scenario == "proxy" and "proxy_requests" in result.extra:
-        split = result.extra["proxy_requests"]
-        before = split.get("before_restart", {})
-        after = split.get("after_restart", {})
-        checks.append(
-            Check(
-                "new proxy replicas idle until the client restarts",
-                bool(before) and not any(before.values()),
-                ", ".join(f"{p}: {n}" for p, n in before.items()) or "no new replicas",
-            )
-        )
-        checks.append(
-            Check(
-                "new proxy replicas busy after the client restarts",
-                bool(after) and all(after.values()),
-                ", ".join(f"{p}: {n}" for p, n in after.items()) or "no new replicas",
-            )
-        )
-    return checks
+def _servers_by_client(items: list[Answer]) -> dict[str, tuple[str, ...]]:
+    by_client: dict[str, set[str]] = defaultdict(set)
+    for a in items:
+        by_client[a.client_id].add(a.server_id)
+    return {c: tuple(sorted(s)) for c, s in sorted(by_client.items())}
 
 
-def _ratio(value: float) -> str:
+def ratio_text(value: float) -> str:
+    """A max/min ratio as the verdicts print it: two decimals, or ``inf``."""
     return "inf" if math.isinf(value) else f"{value:.2f}"
 
 
-def format_verdict(result: Verdict, checks: Iterable[Check] = ()) -> str:
-    """A few plain lines a person reads at a glance."""
+def format_verdict(scenario: Scenario, result: Verdict, checks: Iterable[Check] = ()) -> str:
+    """A few plain lines a person reads at a glance.
+
+    Servers per client are listed when several clients answered, and always where the scenario
+    balances connections, not calls (one client, one server).
+    """
     lines = [f"verdict: {result.scenario}"]
     before = ", ".join(f"{s}={n}" for s, n in result.servers_before.items()) or "none"
     after = ", ".join(f"{s}={n}" for s, n in result.servers_after.items()) or "none"
@@ -373,10 +206,10 @@ def format_verdict(result: Verdict, checks: Iterable[Check] = ()) -> str:
         total = "never" if result.time_to_all_new is None else f"{result.time_to_all_new:.1f}s"
         lines.append(f"  new servers reached: {reached} (all: {total})")
     lines.append(
-        f"  balance max/min: before {_ratio(result.balance_before.ratio)}, "
-        f"steady state after {_ratio(result.balance_after.ratio)}"
+        f"  balance max/min: before {ratio_text(result.balance_before.ratio)}, "
+        f"steady state after {ratio_text(result.balance_after.ratio)}"
     )
-    if len(result.servers_by_client) > 1 or result.scenario == "clusterip":
+    if len(result.servers_by_client) > 1 or scenario.reach is Reach.NEW_CONNECTION:
         per_client = "; ".join(f"{c}: {', '.join(s)}" for c, s in result.servers_by_client.items())
         lines.append(f"  servers per client: {per_client}")
     lines.append(f"  answers {result.answers_total}, failed RPCs {result.failed_rpcs}")

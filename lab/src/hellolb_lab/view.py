@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from hellolb_lab.verdict import Answer
+from hellolb_lab.clientlog import Answer
 
 BARS = "▁▂▃▄▅▆▇█"
 IDLE = "·"
+LOOKUPS_NOTE = "(* = client looked up the name)"
 MAX_COLUMNS = 60
 
 
@@ -65,14 +66,7 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     peak = max((n for row in cells.values() for n in row), default=0) or 1
     name_width = max([len(s) for s in servers] + [8])
 
-    ruler = [" "] * columns
-    legend = []
-    for i, (t, label) in enumerate(sorted(picture.marks)):
-        letter = chr(ord("A") + i)
-        col = min(max(int((t - picture.start) // step), 0), columns - 1)
-        ruler[col] = letter
-        legend.append(f"{letter} {label} at {t - picture.start:.1f}s")
-
+    ruler, legend = _ruler(picture, step, columns)
     lines = [f"{picture.title}   {elapsed:5.1f}s   (column = {step:g}s, bar = answers)"]
     lines.append(" " * name_width + "  " + "".join(ruler))
     for server in sorted(servers):
@@ -88,17 +82,34 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
                 row.append(" ")
         lines.append(f"{server:<{name_width}}  {''.join(row)}  {totals[server]:>6}")
     if picture.lookups:
-        row = [" "] * columns
-        for t in picture.lookups:
-            col = int((t - picture.start) // step)
-            if 0 <= col < columns:
-                row[col] = "*"
-        lines.append(f"{'dns':<{name_width}}  {''.join(row)}  (* = client looked up the name)")
+        lines.append(f"{'dns':<{name_width}}  {_lookups(picture, step, columns)}  {LOOKUPS_NOTE}")
     lines.append(
         f"{'':<{name_width}}  answers {sum(totals.values())}, failed RPCs {picture.errors}"
     )
     lines.extend("  " + item for item in legend)
     return "\n".join(lines)
+
+
+def _ruler(picture: Picture, step: float, columns: int) -> tuple[list[str], list[str]]:
+    """The lettered marks above the rows, and the legend that explains them."""
+    ruler = [" "] * columns
+    legend = []
+    for i, (t, label) in enumerate(sorted(picture.marks)):
+        letter = chr(ord("A") + i)
+        col = min(max(int((t - picture.start) // step), 0), columns - 1)
+        ruler[col] = letter
+        legend.append(f"{letter} {label} at {t - picture.start:.1f}s")
+    return ruler, legend
+
+
+def _lookups(picture: Picture, step: float, columns: int) -> str:
+    """A star in every column in which the client looked its target name up."""
+    row = [" "] * columns
+    for t in picture.lookups:
+        col = int((t - picture.start) // step)
+        if 0 <= col < columns:
+            row[col] = "*"
+    return "".join(row)
 
 
 def progress_line(picture: Picture, now: float) -> str:

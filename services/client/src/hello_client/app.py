@@ -11,6 +11,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hellolb.v1 import hello_pb2_grpc
 
+from hello_client import events
 from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
 from hello_client.retry import NotServingError, RpcRetry, startup_retrying
@@ -52,7 +53,7 @@ async def run_client(config: ClientConfig) -> Outcome:
         nonlocal outcome
         if not stopping.is_set():
             outcome = result
-            log.info("client.signal", signal=sig.name)
+            log.info(events.SIGNAL, signal=sig.name)
             stopping.set()
 
     for sig, result in (
@@ -69,20 +70,20 @@ async def run_client(config: ClientConfig) -> Outcome:
         await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not waiting.done():
             waiting.cancel()
-            log.info("client.stopped", reason="signal before the server was ready")
+            log.info(events.STOPPED, reason="signal before the server was ready")
             return outcome
         stopped.cancel()
         try:
             attempts = waiting.result()
         except Exception as error:  # the last startup error, after STARTUP_TIMEOUT
             log.error(
-                "client.startup_failed",
+                events.STARTUP_FAILED,
                 error=str(error),
                 waited_seconds=round(time.monotonic() - started, 3),
             )
             return Outcome.SERVER_NEVER_READY
         log.info(
-            "client.ready",
+            events.READY,
             attempts=attempts,
             waited_seconds=round(time.monotonic() - started, 3),
         )
@@ -94,5 +95,5 @@ async def run_client(config: ClientConfig) -> Outcome:
             log,
         )
         reason = await runner.run(stopping)
-        log.info("client.stopped", reason=reason)
+        log.info(events.STOPPED, reason=reason)
     return outcome

@@ -10,6 +10,7 @@ import grpc
 import structlog
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
+from hello_client import events
 from hello_client.config import ClientConfig
 from hello_client.retry import RpcRetry
 from hello_client.stats import Stats
@@ -52,7 +53,7 @@ class Runner:
             latency = self.clock() - started
             self.stats.error(error.code().name)
             self.log.warning(
-                "client.error",
+                events.ERROR,
                 counter=counter,
                 code=error.code().name,
                 details=error.details(),
@@ -61,13 +62,13 @@ class Runner:
             return False
         except Exception:
             self.stats.error(CLIENT_EXCEPTION)
-            self.log.exception("client.exception", counter=counter)
+            self.log.exception(events.EXCEPTION, counter=counter)
             return False
         latency = self.clock() - started
         self.stats.answer(response.server_id, latency)
         if self.config.log_responses:
             self.log.info(
-                "client.response",
+                events.RESPONSE,
                 counter=counter,
                 server_id=response.server_id,
                 server_pod_ip=response.server_pod_ip,
@@ -118,13 +119,13 @@ class Runner:
             return "signal"
         finally:
             reporter.cancel()
-            self.log.info("client.summary", **self.stats.summary(final=True))
+            self.log.info(events.SUMMARY, **self.stats.summary(final=True))
 
     async def _report_every_interval(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             if await _wait(stopping, self.config.summary_interval):
                 return
-            self.log.info("client.summary", **self.stats.summary())
+            self.log.info(events.SUMMARY, **self.stats.summary())
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> bool:

@@ -1,27 +1,19 @@
-"""The cluster end-to-end check (k8s/e2e.py) without a cluster: its log reading and verdicts on
-client logs shaped as the README documents them, and the kubectl/skaffold steps it takes, through a
+"""The cluster check (``hellolb-lab e2e``) without a cluster: its log reading and verdicts on
+client logs shaped as the docs describe them, and the kubectl/skaffold steps it takes, through a
 stand-in command runner and clock."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
-import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-
-pytest.importorskip("hellolb_lab.verdict", reason="the lab package (shared verdict) is missing")
-
-ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("k8s_e2e", ROOT / "k8s" / "e2e.py")
-assert _spec is not None
-assert _spec.loader is not None
-e2e = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = e2e  # dataclasses look their module up while the class is built
-_spec.loader.exec_module(e2e)
-
+import yaml
+from hellolb_lab import __main__ as cli
+from hellolb_lab import bounds, catalogue, cluster, e2e, overlay
+from hellolb_lab.errors import LabError
+from hellolb_lab.options import Options
 
 T0 = 1_900_000_000.0
 OLD = ["server-a", "server-b", "server-c"]
@@ -74,7 +66,7 @@ def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
     scale_at, end = T0 + 20, T0 + 60
     log = client_log(OLD, after, scale_at=scale_at, end=end, **kw)
     _, checks = e2e.evaluate(
-        scenario,
+        catalogue.get(scenario),
         log,
         scale_at=scale_at,
         servers_before=OLD,
@@ -107,7 +99,7 @@ def test_headless_fails_when_a_new_server_is_reached():
 def test_clusterip_passes_with_one_server_per_client():
     log = client_log(["server-a"], ["server-a"], scale_at=T0 + 20, end=T0 + 60)
     _, checks = e2e.evaluate(
-        "clusterip",
+        catalogue.get("clusterip"),
         log,
         scale_at=T0 + 20,
         servers_before=OLD,
@@ -136,18 +128,18 @@ def test_failed_rpcs_fail_every_scenario():
     assert judge("headless", OLD, errors=3)["no failed RPC"] is False
 
 
+def bound(overlay_of, scenario: str) -> float | None:
+    return e2e.plan_check(catalogue.get(scenario), overlay_of(scenario), Options()).bound
+
+
 def test_reach_bounds_come_from_the_rendered_overlays(overlay_of):
     # maxage: 10 s age x 1.1 jitter + 5 s resolution floor + the cluster margin.
-    assert (
-        e2e.reach_bound_for("maxage", overlay_of("maxage")) == 10 * 1.1 + 5 + e2e.CLUSTER_MARGIN_S
-    )
+    assert bound(overlay_of, "maxage") == 10 * 1.1 + 5 + bounds.CLUSTER_MARGIN_S
     # proxy and sidecar: Envoy's 5 s DNS refresh + the margin.
     for scenario in ("proxy", "sidecar"):
-        assert e2e.reach_bound_for(scenario, overlay_of(scenario)) == 5 + e2e.CLUSTER_MARGIN_S
-    assert e2e.reach_bound_for("headless", overlay_of("headless")) is None
-    assert e2e.reach_bound_for("linkerd", overlay_of("linkerd")) == (
-        e2e.LINKERD_REACH_S + e2e.CLUSTER_MARGIN_S
-    )
+        assert bound(overlay_of, scenario) == 5 + bounds.CLUSTER_MARGIN_S
+    assert bound(overlay_of, "headless") is None
+    assert bound(overlay_of, "linkerd") == bounds.CONTROL_PLANE_PUSH_S + bounds.CLUSTER_MARGIN_S
 
 
 class FakeCluster:
@@ -184,7 +176,8 @@ class FakeCluster:
             return " ".join(["proxy-1", "proxy-2", "proxy-3"] if self.proxy_scaled else ["proxy-1"])
         elif "logs" in args and "app=client" in args:
             after = OLD + NEW if self.reached else OLD
-            return client_log(OLD, after, scale_at=T0 + e2e.WARMUP_S, end=self.now)
+            warmup = catalogue.get(self.scenario).watch.warmup_s
+            return client_log(OLD, after, scale_at=T0 + warmup, end=self.now)
         elif "logs" in args:
             busy = self.client_restarted_after_proxy_scale or not self.idle
             line = json.dumps({"event": "proxy.request"})
@@ -192,33 +185,72 @@ class FakeCluster:
         return ""
 
 
-def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True):
+def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True, **options):
     fake = FakeCluster(scenario, reached, idle)
-    cluster = e2e.Cluster(namespace=scenario, run=fake.run)
-    _, checks = e2e.run_scenario(
-        scenario, cluster, overlay_of(scenario), sleep=fake.sleep, clock=fake.clock
-    )
-    return cluster.calls, {c.name: c.ok for c in checks}
+    record = catalogue.get(scenario)
+    stand_in = cluster.Cluster(record.namespace, fake.run)
+    plan = e2e.plan_check(record, overlay_of(scenario), Options(**options))
+    run = e2e.ClusterRun(plan, stand_in, sleep=fake.sleep, clock=fake.clock)
+    _, checks = e2e.run_check(run)
+    return stand_in.calls, {c.name: c.ok for c in checks}
+
+
+def kubectl(scenario: str, *args: str) -> list[str]:
+    return ["kubectl", "-n", catalogue.namespace(scenario), *args]
 
 
 def test_the_check_deploys_with_the_scenarios_profile_then_scales_servers_3_to_5(overlay_of):
     calls, checks = drive(overlay_of, "maxage")
     assert calls[0] == ["skaffold", "run", "-p", "maxage", "--status-check=true"]
-    scale = ["kubectl", "-n", "maxage", "scale", "deployment/server", "--replicas=5"]
-    assert scale in calls
+    assert kubectl("maxage", "scale", "deployment/server", "--replicas=5") in calls
     assert all(checks.values()), checks
+
+
+def test_the_check_works_in_the_namespace_the_catalogue_names(overlay_of):
+    calls, _ = drive(overlay_of, "headless")
+    kubectl_calls = [c for c in calls if c[0] == "kubectl"]
+    assert kubectl_calls
+    assert all(c[1:3] == ["-n", "grpc-lb-headless"] for c in kubectl_calls)
 
 
 @pytest.mark.parametrize("scenario", ["headless", "proxy"])
 def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_of, scenario):
     calls, _ = drive(overlay_of, scenario)
-    ns = ["kubectl", "-n", scenario]
-    restart = calls.index([*ns, "delete", "pod", "-l", "app=client", "--wait=true"])
-    ready = [calls.index([*ns, "rollout", "status", "deployment/server", "--timeout=180s"])]
+    restart = calls.index(kubectl(scenario, "delete", "pod", "-l", "app=client", "--wait=true"))
+    status = ["rollout", "status"]
+    ready = [calls.index(kubectl(scenario, *status, "deployment/server", "--timeout=180s"))]
     if scenario == "proxy":
-        ready.append(calls.index([*ns, "rollout", "status", "deployment/proxy", "--timeout=180s"]))
-    scale = calls.index([*ns, "scale", "deployment/server", "--replicas=5"])
+        ready.append(calls.index(kubectl(scenario, *status, "deployment/proxy", "--timeout=180s")))
+    scale = calls.index(kubectl(scenario, "scale", "deployment/server", "--replicas=5"))
     assert max(ready) < restart < scale
+
+
+def test_scale_steps_follow_the_options(overlay_of):
+    calls, _ = drive(overlay_of, "proxy", scale_to=4, proxy_scale_to=2)
+    assert kubectl("proxy", "scale", "deployment/server", "--replicas=4") in calls
+    assert kubectl("proxy", "scale", "deployment/proxy", "--replicas=2") in calls
+
+
+def test_every_log_read_names_its_container(overlay_of, k8s_dir):
+    calls, _ = drive(overlay_of, "proxy")
+    docs = [d for d in yaml.safe_load_all(overlay.render("proxy", k8s_dir)) if d]
+    logs = [c for c in calls if "logs" in c]
+    assert logs
+    for call in logs:
+        container = call[call.index("-c") + 1]
+        app = "client" if "app=client" in call else "proxy"
+        deployment = next(
+            d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == app
+        )
+        spec = deployment["spec"]["template"]["spec"]
+        assert container in {c["name"] for c in spec["containers"]}, call
+
+
+def test_a_lab_only_phase_does_not_run_on_the_cluster(overlay_of):
+    """clusterip restarts its client in the lab only; the cluster check follows the walkthrough."""
+    calls, _ = drive(overlay_of, "clusterip")
+    restarts = [c for c in calls if "delete" in c and "app=client" in c]
+    assert len(restarts) == 1  # the fresh start before the warm-up, and no other
 
 
 def test_the_check_fails_when_maxage_never_reaches_the_new_servers(overlay_of):
@@ -228,8 +260,8 @@ def test_the_check_fails_when_maxage_never_reaches_the_new_servers(overlay_of):
 
 def test_proxy_check_scales_the_proxy_then_restarts_the_client(overlay_of):
     calls, checks = drive(overlay_of, "proxy")
-    scale_proxy = ["kubectl", "-n", "proxy", "scale", "deployment/proxy", "--replicas=3"]
-    restart = ["kubectl", "-n", "proxy", "delete", "pod", "-l", "app=client", "--wait=true"]
+    scale_proxy = kubectl("proxy", "scale", "deployment/proxy", "--replicas=3")
+    restart = kubectl("proxy", "delete", "pod", "-l", "app=client", "--wait=true")
     last_restart = len(calls) - 1 - calls[::-1].index(restart)
     assert calls.index(scale_proxy) < last_restart
     assert checks["new proxy replicas idle until the client restarts"] is True
@@ -242,6 +274,12 @@ def test_proxy_check_fails_when_new_proxies_get_traffic_before_the_restart(overl
 
 
 def test_without_kubectl_or_skaffold_the_check_says_so(monkeypatch, capsys):
-    monkeypatch.setattr(e2e.shutil, "which", lambda _: None)
-    assert e2e.main(["--scenario", "headless"]) == 2
+    monkeypatch.setattr(cli.shutil, "which", lambda _: None)
+    assert cli.main(["e2e", "--scenario", "headless"]) == 2
     assert "not found on PATH" in capsys.readouterr().err
+
+
+def test_a_phase_the_cluster_check_lacks_is_refused_before_any_command(overlay_of):
+    record = dataclasses.replace(catalogue.get("headless"), phases=(catalogue.Phase("rollout"),))
+    with pytest.raises(LabError, match="no phase 'rollout'"):
+        e2e.plan_check(record, overlay_of("headless"), Options())

@@ -1,4 +1,4 @@
-"""What the client's logging and bookkeeping cost: ``python -m hello_client.bench``.
+"""What the client's logging and bookkeeping cost: ``python -m hellolb_lab.clientbench``.
 
 Runs one real server process with zero work time on loopback, then alternates
 two loops against it, each sending rounds of concurrent calls:
@@ -8,7 +8,8 @@ two loops against it, each sending rounds of concurrent calls:
   per answer (written to /dev/null, fully rendered).
 
 It prints throughput and p50/p99 latency of each, and the client's cost as a
-ratio against the bare loop measured in the same run. It is a benchmark, not a test.
+ratio against the bare loop measured in the same run. It is a benchmark, not a test. It lives in
+the lab because it starts a server: the lab is the package that depends on both services.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ from dataclasses import dataclass
 
 import grpc
 import structlog
-from hellolb.logsetup import configure_logging
-from hellolb.v1 import hello_pb2, hello_pb2_grpc
-
 from hello_client.app import wait_for_server
 from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
 from hello_client.retry import RpcRetry
 from hello_client.runner import Runner
 from hello_client.stats import Stats, percentile
+from hellolb.logsetup import configure_logging
+from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,75 @@
+"""The one reach bound: seconds within which every new server must answer after the scale-up.
+
+The lab and the cluster check both call :func:`reach_bound`, with the scenario's rule from the
+catalogue and the settings from its rendered overlay. Settings are read with the services' own
+parsers, defaults included, so a bound cannot disagree with what the processes do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hello_client.config import ClientConfig
+from hello_server.config import ServerConfig
+from hellolb.config import ConfigError
+
+from hellolb_lab import envoy
+from hellolb_lab.catalogue import Bound, Scenario
+from hellolb_lab.errors import LabError
+
+#: Added in the lab for process start-up, connecting and log timestamps.
+LAB_MARGIN_S = 2.0
+#: Added on a cluster: log timestamps, endpoint propagation, pod readiness.
+CLUSTER_MARGIN_S = 5.0
+#: gRPC spreads max connection age by +-10% so that connections do not all close at once.
+MAX_AGE_JITTER = 1.1
+#: Linkerd's destination service pushes endpoint changes to the proxies within seconds.
+CONTROL_PLANE_PUSH_S = 10.0
+
+
+def reach_bound(
+    scenario: Scenario,
+    *,
+    server_env: Mapping[str, str],
+    client_env: Mapping[str, str],
+    envoy_config: Mapping[str, Any] | None = None,
+    dns_refresh_s: float | None = None,
+    margin_s: float = LAB_MARGIN_S,
+) -> float | None:
+    """The bound of ``scenario`` under these settings, or ``None`` for a scenario whose new
+    servers are not expected to answer.
+
+    - max age: a connection lives at most ``MAX_CONNECTION_AGE x 1.1``; its GOAWAY makes the
+      client resolve again, no sooner than ``DNS_MIN_TIME_BETWEEN_RESOLUTIONS`` allows;
+    - Envoy DNS: Envoy re-resolves its STRICT_DNS cluster every ``dns_refresh_rate`` (or
+      ``dns_refresh_s``, when the caller knows better, e.g. the TTL under ``respect_dns_ttl``)
+      and balances each request;
+    - control plane: the mesh pushes new endpoints to the client's proxy.
+    """
+    rule = scenario.bound
+    if rule is Bound.NONE:
+        return None
+    if rule is Bound.MAX_AGE:
+        age, floor = _max_age_settings(scenario.name, server_env, client_env)
+        return round(age * MAX_AGE_JITTER + floor + margin_s, 3)
+    if rule is Bound.ENVOY_DNS:
+        if dns_refresh_s is None:
+            if envoy_config is None:
+                raise LabError(f"{scenario.name}: the overlay has no Envoy config")
+            dns_refresh_s = envoy.dns_refresh_seconds(dict(envoy_config))
+        return round(dns_refresh_s + margin_s, 3)
+    return round(CONTROL_PLANE_PUSH_S + margin_s, 3)
+
+
+def _max_age_settings(
+    name: str, server_env: Mapping[str, str], client_env: Mapping[str, str]
+) -> tuple[float, float]:
+    try:
+        age = ServerConfig.from_env(server_env).max_connection_age
+        floor = ClientConfig.from_env(client_env).dns_min_time_between_resolutions
+    except ConfigError as error:
+        raise LabError(f"{name}: the overlay sets {error}") from None
+    if age is None:
+        raise LabError(f"{name}: the overlay sets no MAX_CONNECTION_AGE for the server")
+    return age, floor

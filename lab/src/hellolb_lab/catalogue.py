@@ -1,0 +1,203 @@
+"""The scenario catalogue: what each scenario is, in one record, read by everything else.
+
+A record says how a scenario balances calls, whether the lab can run it or it needs a cluster,
+how many proxy hops a call crosses, what happens to servers added later (:class:`Reach`), the
+rule its time bound follows (:class:`Bound`), the checks its verdict runs, the named phases its
+timeline adds after the scale-up, and how long the cluster check watches it. The lab, the
+verdicts, the tour and bench tables, the CLI's choices, the cluster check, the docs pages and the
+tests all read these records; none of them spells a scenario out again.
+
+Adding a scenario: one :class:`Scenario` record here, one overlay ``k8s/overlays/<name>``, its
+checks (:mod:`hellolb_lab.checks`, when it needs a new one) and its page
+``docs/scenarios/<name>.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from hellolb_lab.errors import LabError
+
+#: A scenario's Kubernetes namespace is this prefix and its name (see :func:`namespace`).
+NAMESPACE_PREFIX = "grpc-lb-"
+
+#: Checks every scenario runs, before its own.
+COMMON_CHECKS = ("answers", "no failed RPC")
+
+
+def namespace(name: str) -> str:
+    """The namespace of scenario ``name``: prefixed, so that no scenario can take a namespace a
+    tool owns by default (Linkerd's control plane lives in ``linkerd``)."""
+    return NAMESPACE_PREFIX + name
+
+
+class Reach(enum.Enum):
+    """What happens to the servers added by the scale-up; it decides the tables' wording."""
+
+    #: Every new server answers within the scenario's bound.
+    BOUNDED = "every new server answers within the bound"
+    #: No new server ever answers: the client never resolves the name again.
+    NEVER = "no new server answers"
+    #: Only a new connection (a restarted client) can land on a new server, by chance.
+    NEW_CONNECTION = "only a new connection can reach a new server"
+
+
+class Bound(enum.Enum):
+    """The rule for the seconds within which every new server must answer.
+
+    :func:`hellolb_lab.bounds.reach_bound` computes it from the overlay's settings; the margin
+    is 2 s in the lab and 5 s on a cluster.
+    """
+
+    NONE = "no bound: new servers are not expected to answer"
+    MAX_AGE = "max connection age x 1.1 (gRPC's jitter) + the client's re-resolution floor + margin"
+    ENVOY_DNS = "Envoy's DNS refresh interval + margin"
+    CONTROL_PLANE = "10 s for the control plane to push the new endpoints + margin"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named step of the timeline after the scale-up (see :mod:`hellolb_lab.timeline`).
+
+    ``on_cluster=False`` keeps the step to the lab: the cluster check follows the walkthrough.
+    """
+
+    name: str
+    on_cluster: bool = True
+
+
+@dataclass(frozen=True)
+class ClusterWatch:
+    """Seconds the cluster check lets the client run: before the scale-up, after it, and in each
+    of the scenario's own phases."""
+
+    warmup_s: float = 20.0
+    observe_s: float = 40.0
+    phase_s: float = 20.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario. ``needs_cluster`` is the reason the lab cannot run it, if it cannot."""
+
+    name: str
+    balancing: str
+    shows: str
+    hops: int
+    reach: Reach
+    bound: Bound
+    checks: tuple[str, ...]
+    phases: tuple[Phase, ...] = ()
+    needs_cluster: str | None = None
+    watch: ClusterWatch = field(default_factory=ClusterWatch)
+
+    @property
+    def in_lab(self) -> bool:
+        return self.needs_cluster is None
+
+    @property
+    def namespace(self) -> str:
+        return namespace(self.name)
+
+    @property
+    def expected_checks(self) -> tuple[str, ...]:
+        """Every check the verdict runs for this scenario, in order."""
+        return (*COMMON_CHECKS, *self.checks)
+
+
+NEW_SERVER_REACHED = "every new server reached"
+
+#: Every scenario, in tour order.
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="clusterip",
+        balancing="a normal Service: kube-proxy picks a pod per connection",
+        shows="one server gets every call",
+        hops=1,
+        reach=Reach.NEW_CONNECTION,
+        bound=Bound.NONE,
+        checks=("one server per client connection",),
+        # In the lab only: a restarted client shows that a new connection may land on another
+        # server, and still on one only.
+        phases=(Phase("restart_client", on_cluster=False),),
+    ),
+    Scenario(
+        name="headless",
+        balancing="DNS returns every pod, the client balances `round_robin`",
+        shows="even over the first 3 servers; the 2 added later get nothing",
+        hops=0,
+        reach=Reach.NEVER,
+        bound=Bound.NONE,
+        checks=("balanced over the first servers", "no traffic to the new servers"),
+    ),
+    Scenario(
+        name="maxage",
+        balancing="headless, and servers close connections after a maximum age",
+        shows="clients reconnect, resolve again and reach the new pods",
+        hops=0,
+        reach=Reach.BOUNDED,
+        bound=Bound.MAX_AGE,
+        checks=(NEW_SERVER_REACHED,),
+        watch=ClusterWatch(observe_s=60.0),
+    ),
+    Scenario(
+        name="proxy",
+        balancing="a central Envoy balances per call",
+        shows="new servers within one DNS refresh; new proxy replicas stay idle",
+        hops=1,
+        reach=Reach.BOUNDED,
+        bound=Bound.ENVOY_DNS,
+        checks=(
+            NEW_SERVER_REACHED,
+            "new proxy replicas idle until the client restarts",
+            "new proxy replicas busy after the client restarts",
+        ),
+        phases=(Phase("scale_proxies"), Phase("restart_client")),
+    ),
+    Scenario(
+        name="sidecar",
+        balancing="an Envoy next to the client, in the same pod, balances per call",
+        shows="new servers within one DNS refresh, no shared proxy to scale",
+        hops=1,
+        reach=Reach.BOUNDED,
+        bound=Bound.ENVOY_DNS,
+        checks=(NEW_SERVER_REACHED,),
+    ),
+    Scenario(
+        name="linkerd",
+        balancing="Linkerd injects its proxy next to client and server",
+        shows="the same as `sidecar`, done by the mesh",
+        hops=2,
+        reach=Reach.BOUNDED,
+        bound=Bound.CONTROL_PLANE,
+        checks=(NEW_SERVER_REACHED,),
+        needs_cluster=(
+            "linkerd needs a Kubernetes cluster: its proxy is injected and configured by the "
+            "Linkerd control plane, which the lab cannot run. Use the cluster walkthrough (make "
+            "e2e SCENARIO=linkerd); the lab's sidecar scenario shows the same per-client proxy "
+            "shape with Envoy."
+        ),
+    ),
+)
+
+#: The scenario whose latency the bench compares the others with: direct client-side balancing.
+BASELINE = "headless"
+
+
+def names() -> tuple[str, ...]:
+    """Every scenario's name, in tour order."""
+    return tuple(s.name for s in SCENARIOS)
+
+
+def lab_names() -> tuple[str, ...]:
+    """The scenarios the lab runs on one machine, in tour order."""
+    return tuple(s.name for s in SCENARIOS if s.in_lab)
+
+
+def get(name: str) -> Scenario:
+    """The record of ``name``; :class:`LabError` naming the known ones otherwise."""
+    for scenario in SCENARIOS:
+        if scenario.name == name:
+            return scenario
+    raise LabError(f"unknown scenario {name!r}; known: {', '.join(names())}")

@@ -1,0 +1,109 @@
+"""The expected behaviours, one function each, run in the order a scenario's record lists them.
+
+Every check takes the measured :class:`~hellolb_lab.verdict.Verdict` and the scenario's reach
+bound, and returns a :class:`Check` (passed or not, with the figures behind it), or ``None`` when
+the run holds no data for it (the proxy replicas' requests, outside the proxy phase). A new
+scenario that needs a new kind of check adds one function to :data:`CHECKS` under the name its
+record uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hellolb_lab.catalogue import Scenario
+from hellolb_lab.verdict import Verdict, ratio_text
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expected behaviour and whether the run showed it."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+CheckFunction = Callable[[str, Verdict, float | None], Check | None]
+
+
+def _answers(name: str, result: Verdict, bound: float | None) -> Check:
+    return Check(name, result.answers_total > 0, f"{result.answers_total} answers")
+
+
+def _no_failed_rpc(name: str, result: Verdict, bound: float | None) -> Check:
+    return Check(name, result.failed_rpcs == 0, f"{result.failed_rpcs} failed")
+
+
+def _one_server_per_connection(name: str, result: Verdict, bound: float | None) -> Check:
+    by_client = result.servers_by_client
+    many = [c for c, servers in by_client.items() if len(servers) != 1]
+    detail = ", ".join(f"{c}: {len(s)}" for c, s in by_client.items())
+    return Check(name, not many and bool(by_client), detail)
+
+
+def _balanced_first(name: str, result: Verdict, bound: float | None) -> Check:
+    before = result.balance_before
+    return Check(name, before.balanced, f"max/min {ratio_text(before.ratio)}")
+
+
+def _new_servers_idle(name: str, result: Verdict, bound: float | None) -> Check:
+    got = {s: result.servers_after.get(s, 0) for s in result.new_servers}
+    detail = ", ".join(f"{s}: {n}" for s, n in got.items()) or "no new servers"
+    return Check(name, bool(result.new_servers) and not any(got.values()), detail)
+
+
+def _new_servers_reached(name: str, result: Verdict, bound: float | None) -> Check:
+    never = [s for s, t in result.reached.items() if t is None]
+    ok = bool(result.new_servers) and not never
+    detail = f"all {len(result.new_servers)} new after {result.time_to_all_new}s"
+    if never:
+        detail = "never reached: " + ", ".join(never)
+    if ok and bound is not None and result.time_to_all_new is not None:
+        ok = result.time_to_all_new <= bound
+        detail += f" (bound {bound}s)"
+    return Check(name, ok, detail)
+
+
+def _proxy_split(result: Verdict, part: str) -> dict[str, int] | None:
+    """Requests per added proxy replica before or after the client restart, if measured."""
+    split = result.extra.get("proxy_requests")
+    return None if split is None else dict(split.get(part, {}))
+
+
+def _proxies_idle(name: str, result: Verdict, bound: float | None) -> Check | None:
+    before = _proxy_split(result, "before_restart")
+    if before is None:
+        return None
+    detail = ", ".join(f"{p}: {n}" for p, n in before.items()) or "no new replicas"
+    return Check(name, bool(before) and not any(before.values()), detail)
+
+
+def _proxies_busy(name: str, result: Verdict, bound: float | None) -> Check | None:
+    after = _proxy_split(result, "after_restart")
+    if after is None:
+        return None
+    detail = ", ".join(f"{p}: {n}" for p, n in after.items()) or "no new replicas"
+    return Check(name, bool(after) and all(after.values()), detail)
+
+
+#: Every check, by the name the catalogue's records use.
+CHECKS: dict[str, CheckFunction] = {
+    "answers": _answers,
+    "no failed RPC": _no_failed_rpc,
+    "one server per client connection": _one_server_per_connection,
+    "balanced over the first servers": _balanced_first,
+    "no traffic to the new servers": _new_servers_idle,
+    "every new server reached": _new_servers_reached,
+    "new proxy replicas idle until the client restarts": _proxies_idle,
+    "new proxy replicas busy after the client restarts": _proxies_busy,
+}
+
+
+def expected(
+    scenario: Scenario, result: Verdict, *, reach_bound_s: float | None = None
+) -> list[Check]:
+    """The scenario's expected behaviour, checked against ``result``."""
+    checks = [CHECKS[name](name, result, reach_bound_s) for name in scenario.expected_checks]
+    return [c for c in checks if c is not None]

@@ -1,0 +1,118 @@
+"""The kubectl and skaffold commands of the cluster check, for one scenario's namespace.
+
+Everything the check asks of a cluster goes through :class:`Cluster`, and every command through
+one injectable runner, so the check's steps can be followed offline against a stand-in cluster.
+Every ``kubectl logs`` names its container: in the linkerd scenario a pod also holds Linkerd's
+proxy, whose log would come first otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hellolb_lab.errors import LabError
+
+#: The containers whose logs the check reads, as the manifests name them (k8s/base,
+#: k8s/components/proxy).
+CLIENT_CONTAINER = "client"
+PROXY_CONTAINER = "envoy"
+#: Seconds a Deployment may take to roll out before the check gives up.
+ROLLOUT_TIMEOUT_S = 180
+#: Seconds one command may take (a first ``skaffold run`` builds two images).
+COMMAND_TIMEOUT_S = 600
+
+Runner = Callable[[Sequence[str]], str]
+
+
+def rfc3339(t: float) -> str:
+    """A timestamp for ``kubectl logs --since-time``."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def command_runner(cwd: Path) -> Runner:
+    """Run a command in ``cwd``, echo it on stderr, return its stdout; :class:`LabError` with the
+    command's own words when it fails."""
+
+    def run(argv: Sequence[str]) -> str:
+        print("+ " + " ".join(argv), file=sys.stderr, flush=True)
+        try:
+            result = subprocess.run(
+                list(argv),
+                capture_output=True,
+                text=True,
+                timeout=COMMAND_TIMEOUT_S,
+                check=False,
+                cwd=cwd,
+            )
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{argv[0]} took longer than {COMMAND_TIMEOUT_S}s") from None
+        if result.returncode != 0:
+            raise LabError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip()}")
+        return result.stdout
+
+    return run
+
+
+@dataclass
+class Cluster:
+    """The commands of the check, in ``namespace``, recorded in ``calls``."""
+
+    namespace: str
+    run: Runner
+    context: str | None = None
+    calls: list[list[str]] = field(default_factory=list)
+
+    def _call(self, argv: list[str]) -> str:
+        self.calls.append(argv)
+        return self.run(argv)
+
+    def _kubectl(self, *args: str) -> str:
+        ctx = ["--context", self.context] if self.context else []
+        return self._call(["kubectl", *ctx, "-n", self.namespace, *args])
+
+    def _skaffold(self, verb: str, profile: str, *flags: str) -> None:
+        ctx = ["--kube-context", self.context] if self.context else []
+        self._call(["skaffold", verb, "-p", profile, *ctx, *flags])
+
+    def deploy(self, scenario: str) -> None:
+        self._skaffold("run", scenario, "--status-check=true")
+
+    def delete(self, scenario: str) -> None:
+        self._skaffold("delete", scenario)
+
+    def rollout(self, deployment: str) -> None:
+        timeout = f"--timeout={ROLLOUT_TIMEOUT_S}s"
+        self._kubectl("rollout", "status", f"deployment/{deployment}", timeout)
+
+    def scale(self, deployment: str, replicas: int) -> None:
+        self._kubectl("scale", f"deployment/{deployment}", f"--replicas={replicas}")
+        self.rollout(deployment)
+
+    def pods(self, app: str) -> list[str]:
+        out = self._kubectl(
+            "get",
+            "pods",
+            "-l",
+            f"app={app}",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        )
+        return sorted(out.split())
+
+    def restart_client(self) -> None:
+        self._kubectl("delete", "pod", "-l", "app=client", "--wait=true")
+        self.rollout("client")
+
+    def client_logs(self) -> str:
+        return self._kubectl(
+            "logs", "-l", "app=client", "-c", CLIENT_CONTAINER, "--tail=-1", "--max-log-requests=10"
+        )
+
+    def proxy_logs_since(self, pod: str, since: float) -> str:
+        return self._kubectl("logs", pod, "-c", PROXY_CONTAINER, f"--since-time={rfc3339(since)}")

@@ -1,0 +1,184 @@
+"""The cluster check: one scenario on a real cluster, judged as the lab judges it.
+
+    hellolb-lab e2e --scenario maxage        (or: make e2e SCENARIO=maxage)
+
+It deploys the scenario with ``skaffold run -p <scenario>``, waits for the servers (and the
+proxy), starts the client afresh so that it resolves all of them, lets it run, scales the
+servers to ``--scale-to`` and keeps watching, for the times the scenario's catalogue record
+gives. Then come the scenario's own phases that run on a cluster (the proxy scenario scales the
+proxy and restarts the client, watching the new proxies' access logs). The client's log lines
+are judged by the same verdict and checks as the lab's, with the bound from the overlay's own
+settings and a cluster margin.
+
+The steps are planned first (:class:`CheckPlan`) and every command goes through
+:class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hellolb_lab import bounds, checks, clientlog, envoy, verdict
+from hellolb_lab import overlay as overlays
+from hellolb_lab.catalogue import Scenario
+from hellolb_lab.checks import Check
+from hellolb_lab.cluster import Cluster
+from hellolb_lab.errors import LabError
+from hellolb_lab.options import Options
+
+#: The tools the check runs.
+TOOLS = ("kubectl", "skaffold")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log events among ``text``'s lines; anything else (Envoy's own log, blanks)
+    is skipped, as the cluster log reader does."""
+    return [event for line in text.splitlines() if (event := clientlog.parse_line(line))]
+
+
+def count_proxy_requests(log_text: str) -> int:
+    """Requests an Envoy served, from its access-log lines."""
+    return sum(1 for e in json_lines(log_text) if e.get("event") == envoy.ACCESS_LOG_EVENT)
+
+
+@dataclass(frozen=True)
+class CheckPlan:
+    """The check's steps for one scenario, computed before any command runs."""
+
+    scenario: Scenario
+    scale_to: int
+    proxy_scale_to: int
+    bound: float | None
+    #: Deployments that must be ready before the client starts afresh.
+    ready_first: tuple[str, ...]
+    #: The scenario's phases that run on a cluster, by name.
+    phases: tuple[str, ...]
+
+
+def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
+    """The check's steps, or :class:`LabError` when the record names a phase the check lacks."""
+    phases = tuple(p.name for p in scenario.phases if p.on_cluster)
+    unknown = [name for name in phases if name not in PHASES]
+    if unknown:
+        raise LabError(f"{scenario.name}: the cluster check has no phase {unknown[0]!r}")
+    bound = bounds.reach_bound(
+        scenario,
+        server_env=ov.server_env,
+        client_env=ov.client_env,
+        envoy_config=ov.envoy_config,
+        margin_s=bounds.CLUSTER_MARGIN_S,
+    )
+    return CheckPlan(
+        scenario=scenario,
+        scale_to=options.scale_to,
+        proxy_scale_to=options.proxy_scale_to,
+        bound=bound,
+        ready_first=("server", "proxy") if ov.proxy_replicas is not None else ("server",),
+        phases=phases,
+    )
+
+
+def evaluate(
+    scenario: Scenario,
+    client_log: str,
+    *,
+    scale_at: float,
+    servers_before: Sequence[str],
+    servers_after: Sequence[str],
+    end: float,
+    reach_bound_s: float | None,
+    extra: Mapping[str, Any] | None = None,
+) -> tuple[verdict.Verdict, list[Check]]:
+    """Judge a scenario from the client's log text (all its JSON lines) around a scale-up."""
+    events = json_lines(client_log)
+    result = verdict.judge(
+        scenario.name,
+        clientlog.answers_from_events(events),
+        scale_at=scale_at,
+        servers_before=servers_before,
+        servers_after=servers_after,
+        end=end,
+        failed_rpcs=clientlog.failed_rpcs(events),
+        extra=extra,
+    )
+    return result, checks.expected(scenario, result, reach_bound_s=reach_bound_s)
+
+
+@dataclass
+class ClusterRun:
+    """One check in progress: the plan, the cluster, its clock, and what the phases measured."""
+
+    plan: CheckPlan
+    cluster: Cluster
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.time
+    new_proxies: list[str] = field(default_factory=list)
+    proxy_requests: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def proxy_requests_since(self, since: float) -> dict[str, int]:
+        logs = {p: self.cluster.proxy_logs_since(p, since) for p in self.new_proxies}
+        return {p: count_proxy_requests(text) for p, text in logs.items()}
+
+
+def scale_proxies(run: ClusterRun) -> None:
+    """Scale the proxy, then count the new proxies' requests while the client keeps running."""
+    old = set(run.cluster.pods("proxy"))
+    run.cluster.scale("proxy", run.plan.proxy_scale_to)
+    run.new_proxies = sorted(set(run.cluster.pods("proxy")) - old)
+    start = run.clock()
+    run.sleep(run.plan.scenario.watch.phase_s)
+    run.proxy_requests["before_restart"] = run.proxy_requests_since(start)
+
+
+def restart_client(run: ClusterRun) -> None:
+    """Start the client afresh, then count the new proxies' requests again (if any)."""
+    run.cluster.restart_client()
+    restarted = run.clock()
+    run.sleep(run.plan.scenario.watch.phase_s)
+    if run.new_proxies:
+        run.proxy_requests["after_restart"] = run.proxy_requests_since(restarted)
+
+
+#: The phases a catalogue record may list that the check can run on a cluster, by name.
+PHASES: dict[str, Callable[[ClusterRun], None]] = {
+    "scale_proxies": scale_proxies,
+    "restart_client": restart_client,
+}
+
+
+def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict, list[Check]]:
+    """Deploy, warm up, scale the servers, watch, run the scenario's phases, judge."""
+    plan, cluster, watch = run.plan, run.cluster, run.plan.scenario.watch
+    if deploy:
+        cluster.deploy(plan.scenario.name)
+    for name in plan.ready_first:
+        cluster.rollout(name)
+    # The client resolves its target once, when it starts. Deployed beside the servers it
+    # may have started while only some were ready, and would balance over those alone:
+    # start it afresh now that every server (and proxy) is ready.
+    cluster.restart_client()
+    run.sleep(watch.warmup_s)
+    before = cluster.pods("server")
+    cluster.scale("server", plan.scale_to)
+    # Counted from the moment all of them are ready: before that a new pod is not in DNS.
+    scale_at = run.clock()
+    after = cluster.pods("server")
+    run.sleep(watch.observe_s)
+    end = run.clock()
+    client_log = cluster.client_logs()
+    for name in plan.phases:
+        PHASES[name](run)
+    split = run.proxy_requests
+    return evaluate(
+        plan.scenario,
+        client_log,
+        scale_at=scale_at,
+        servers_before=before,
+        servers_after=after,
+        end=end,
+        reach_bound_s=plan.bound,
+        extra={"proxy_requests": split} if split else None,
+    )

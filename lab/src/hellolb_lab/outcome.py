@@ -1,0 +1,127 @@
+"""A finished run, judged: the verdict, the checks, the latency and what the tables read."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+from hello_client import events as client
+from hello_client.stats import percentile
+
+from hellolb_lab import checks, clientlog, verdict
+from hellolb_lab.checks import Check
+from hellolb_lab.stage import Stage
+from hellolb_lab.verdict import Verdict
+from hellolb_lab.view import Picture
+
+#: Seconds after a client is ready before its latency counts: it has settled by then.
+SETTLE_S = 1.0
+
+
+@dataclass
+class RunResult:
+    """A finished run: the verdict, the checks, and what the benchmark reads."""
+
+    scenario: str
+    verdict: Verdict
+    checks: list[Check]
+    bound: float | None
+    marks: list[tuple[float, str]]
+    settings: dict[str, Any]
+    latency_ms: dict[str, float | None]
+    proxy_requests: dict[str, dict[str, int]]
+    log_dir: str
+    picture: Picture
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "ok": self.ok,
+            "checks": [c.__dict__ for c in self.checks],
+            "reach_bound_s": self.bound,
+            "marks": [{"t": t, "label": label} for t, label in self.marks],
+            "settings": self.settings,
+            "latency_ms": self.latency_ms,
+            "proxy_requests": self.proxy_requests,
+            "verdict": self.verdict.to_dict(),
+            "log_dir": self.log_dir,
+        }
+
+
+def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
+    """Judge a finished run of ``stage`` around its scale-up at ``scale_at``."""
+    plan = stage.plan
+    events = stage.client_events()
+    split = proxy_split(stage)
+    extra: dict[str, Any] = {}
+    if split:
+        extra["proxy_requests"] = {k: split[k] for k in ("before_restart", "after_restart")}
+    result = verdict.judge(
+        plan.scenario.name,
+        clientlog.answers_from_events(events),
+        scale_at=scale_at,
+        servers_before=plan.server_ids(1, plan.first_servers),
+        servers_after=plan.server_ids(1, plan.options.scale_to),
+        end=end,
+        failed_rpcs=clientlog.failed_rpcs(events),
+        extra=extra,
+    )
+    return RunResult(
+        scenario=plan.scenario.name,
+        verdict=result,
+        checks=checks.expected(plan.scenario, result, reach_bound_s=plan.bound),
+        bound=plan.bound,
+        marks=stage.marks,
+        settings=plan.settings(),
+        latency_ms=latency(events),
+        proxy_requests=split,
+        log_dir=str(plan.log_dir),
+        picture=stage.picture,
+    )
+
+
+def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
+    """Requests of the proxy replicas added by the proxy scale-up, before and after the client
+    restart, and every replica's total; empty when the run scaled no proxies."""
+    counts = stage.proxy_requests
+    if not {"before_scale", "before_restart", "after_restart"} <= set(counts):
+        return {}
+    before, at_restart, at_end = (
+        counts["before_scale"],
+        counts["before_restart"],
+        counts["after_restart"],
+    )
+    added = [p for p in at_end if p not in before]
+    return {
+        "before_restart": {p: at_restart[p] - before.get(p, 0) for p in added},
+        "after_restart": {p: at_end[p] - at_restart[p] for p in added},
+        "total": at_end,
+    }
+
+
+def latency(events: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The client-seen latency of settled clients (p50, p99, mean, in ms) and the sample size."""
+    ready = {
+        str(e.get(client.CLIENT_ID)): clientlog.parse_timestamp(e[client.TIMESTAMP])
+        for e in events
+        if e.get("event") == client.READY
+    }
+    samples = sorted(
+        float(e[client.LATENCY_MS])
+        for e in events
+        if clientlog.is_response(e)
+        and clientlog.parse_timestamp(e[client.TIMESTAMP])
+        >= ready.get(str(e.get(client.CLIENT_ID)), 0.0) + SETTLE_S
+    )
+    p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+    return {
+        "p50": None if p50 is None else round(p50, 3),
+        "p99": None if p99 is None else round(p99, 3),
+        "mean": round(statistics.fmean(samples), 3) if samples else None,
+        "count": len(samples),
+    }

@@ -1,0 +1,298 @@
+"""Compute first: a scenario's run as a frozen plan, from its record, its overlay and the options.
+
+A plan says everything a run will do before anything starts: every process's name, address and
+environment, the client's target and what answers it, the DNS names to publish, the addresses
+and ports to check, the reach bound and the phase lengths. It starts nothing and reads no clock,
+so it can be tested without a process.
+
+What runs where is read from the overlay, not from the scenario's name (:class:`Front`):
+
+- a client target whose Service is headless is answered with the servers' addresses;
+- a ClusterIP Service gets the kube-proxy stand-in (an Envoy TCP proxy on a virtual address);
+- a ``proxy`` Deployment runs the ConfigMap's Envoy once per replica, each on its own address,
+  and the client target ``proxy`` is answered with the proxies' addresses;
+- an Envoy container in the client pod runs the ConfigMap's Envoy next to each client.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hellolb_lab import bounds, dns, envoy
+from hellolb_lab import overlay as overlays
+from hellolb_lab.catalogue import Scenario
+from hellolb_lab.errors import LabError
+from hellolb_lab.options import Net, Options
+
+#: Where the lab answers the cluster's DNS names.
+CLUSTER_DOMAIN = "svc.cluster.local"
+#: The kube-proxy stand-in's own port for Envoy's admin interface.
+KUBE_PROXY_ADMIN_PORT = 9901
+
+
+class Front(enum.Enum):
+    """What answers the client's target."""
+
+    SERVERS = "the servers (headless Service)"
+    KUBE_PROXY = "a virtual address (ClusterIP Service and kube-proxy)"
+    PROXIES = "the proxy replicas"
+    SIDECAR = "the client's own Envoy"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The client's target: ``name`` is the FQDN the lab DNS answers (``None`` for the sidecar's
+    loopback address)."""
+
+    front: Front
+    name: str | None
+    port: int
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process of the run: its name (the pod name it stands for), address and environment."""
+
+    name: str
+    address: str
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class EnvoyProcess:
+    """One Envoy of the run and the config it runs."""
+
+    name: str
+    address: str
+    config: Mapping[str, Any]
+
+    @property
+    def admin(self) -> tuple[str, int]:
+        sa = self.config["admin"]["address"]["socket_address"]
+        return (sa.get("address", self.address), int(sa["port_value"]))
+
+
+def split_target(target: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a gRPC target such as ``dns:///server:50051``."""
+    match = re.fullmatch(r"(?:(dns|ipv4):(?://[^/]*/)?)?([^:/,]+):(\d+)", target)
+    if match is None:
+        raise LabError(f"the lab cannot rewrite SERVER_ADDRESS={target!r}")
+    return match[1] or "dns", match[2], int(match[3])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One run, computed. Build it with :func:`make`."""
+
+    scenario: Scenario
+    overlay: overlays.Overlay
+    options: Options
+    log_dir: Path
+    server_env: Mapping[str, str]
+    client_env: Mapping[str, str]
+    server_port: int
+    target: Target
+    dns_refresh_s: float | None
+    bound: float | None
+    after_s: float
+
+    @property
+    def net(self) -> Net:
+        return self.options.net
+
+    @property
+    def first_servers(self) -> int:
+        return self.overlay.server_replicas
+
+    @property
+    def wait_steady(self) -> bool:
+        """End the phase after the scale-up early, once the new servers answered steadily."""
+        return self.bound is not None and self.options.after is None
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The scenario's own phases after the scale-up, by name."""
+        return tuple(p.name for p in self.scenario.phases)
+
+    @property
+    def clients(self) -> int:
+        """Clients the run starts: the first, and one per restart."""
+        return 1 + self.phases.count("restart_client")
+
+    @property
+    def needs_envoy(self) -> bool:
+        return self.overlay.uses_envoy or self.target.front is Front.KUBE_PROXY
+
+    def server_ids(self, first: int, last: int) -> list[str]:
+        return [f"server-{i}" for i in range(first, last + 1)]
+
+    def server(self, i: int) -> Process:
+        ip = self.net.server(i)
+        pod = {"POD_NAME": f"server-{i}", "POD_IP": ip, "NODE_NAME": "lab", "BIND_ADDRESS": ip}
+        return Process(f"server-{i}", ip, {**self.server_env, **pod})
+
+    def client_target(self, index: int) -> str:
+        if self.target.name is None:
+            return f"ipv4:{self.net.sidecar(index)}:{self.target.port}"
+        host, port = self.net.dns
+        return f"dns://{host}:{port}/{self.target.name}:{self.target.port}"
+
+    def client(self, index: int) -> Process:
+        pod = {"POD_NAME": f"client-{index}", "POD_IP": "127.0.0.1", "NODE_NAME": "lab"}
+        env = {**self.client_env, "SERVER_ADDRESS": self.client_target(index), **pod}
+        return Process(f"client-{index}", "127.0.0.1", env)
+
+    def _envoy(self, name: str, ip: str) -> EnvoyProcess:
+        if self.overlay.envoy_config is None:
+            raise LabError(f"{self.scenario.name}: the overlay runs no Envoy")
+        config = envoy.adapt(self.overlay.envoy_config, dns=self.net.dns, listen_ip=ip)
+        return EnvoyProcess(name, ip, config)
+
+    def proxy(self, i: int) -> EnvoyProcess:
+        return self._envoy(f"proxy-{i}", self.net.proxy(i))
+
+    def sidecar(self, index: int) -> EnvoyProcess:
+        return self._envoy(f"client-{index}-envoy", self.net.sidecar(index))
+
+    @property
+    def endpoints_name(self) -> str:
+        """The name the kube-proxy stand-in resolves to find the servers (its Endpoints)."""
+        return f"endpoints.server.{self.overlay.namespace}.lab"
+
+    def kube_proxy(self) -> EnvoyProcess:
+        vip = self.net.vip
+        config = envoy.clusterip_config(
+            vip=vip,
+            port=self.target.port,
+            endpoints_name=self.endpoints_name,
+            dns=self.net.dns,
+            admin_port=KUBE_PROXY_ADMIN_PORT,
+        )
+        return EnvoyProcess("clusterip", vip, config)
+
+    def server_names(self) -> list[str]:
+        """The DNS names that list the servers: Envoy's clusters, and the client's target when
+        it names the servers (directly, or through the kube-proxy stand-in)."""
+        names = [name for name, _ in envoy.dns_names(dict(self.overlay.envoy_config or {}))]
+        if self.target.front is Front.KUBE_PROXY:
+            names.append(self.endpoints_name)
+        elif self.target.front is Front.SERVERS and self.target.name is not None:
+            names.append(self.target.name)
+        return names
+
+    def endpoints(self) -> list[tuple[str, int, bool]]:
+        """Every ``(host, port, udp)`` the run will bind, checked before anything starts."""
+        host, port = self.net.dns
+        wanted = [(host, port, True), (host, port, False)]
+        servers = range(1, self.options.scale_to + 1)
+        wanted += [(self.net.server(i), self.server_port, False) for i in servers]
+        ports = envoy.listener_ports(dict(self.overlay.envoy_config or {}))
+        if self.overlay.proxy_replicas is not None:
+            proxies = max(self.options.proxy_scale_to, self.overlay.proxy_replicas)
+            wanted += [(self.net.proxy(i), p, False) for i in range(1, proxies + 1) for p in ports]
+        if self.overlay.sidecar:
+            clients = range(1, self.clients + 1)
+            wanted += [(self.net.sidecar(i), p, False) for i in clients for p in ports]
+        if self.target.front is Front.KUBE_PROXY:
+            vip = self.net.vip
+            wanted += [(vip, self.target.port, False), (vip, KUBE_PROXY_ADMIN_PORT, False)]
+        return wanted
+
+    def settings(self) -> dict[str, Any]:
+        """What the run used, as ``--json`` writes it."""
+        opts = self.options
+        return {
+            "net": self.net.prefix,
+            "dns": f"{self.net.dns[0]}:{self.net.dns[1]}",
+            "server_replicas": self.first_servers,
+            "scale_to": opts.scale_to,
+            "proxy_replicas": self.overlay.proxy_replicas,
+            "server_env": dict(self.server_env),
+            "client_env": {**self.client_env, "SERVER_ADDRESS": self.client_target(1)},
+            "envoy_dns_refresh_s": self.dns_refresh_s,
+            "phases_s": {
+                "warmup": opts.warmup,
+                "after": self.after_s,
+                "steady": opts.steady,
+                "idle": opts.idle,
+                "restart": opts.restart,
+            },
+        }
+
+
+def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = None) -> Plan:
+    """The plan of one run of ``scenario``; its overlay is rendered unless given."""
+    if not scenario.in_lab:
+        raise LabError(scenario.needs_cluster or f"{scenario.name} needs a cluster")
+    ov = ov or overlays.load(scenario.name, options.k8s_dir)
+    if options.scale_to <= ov.server_replicas:
+        raise LabError(f"--scale-to must exceed the overlay's {ov.server_replicas} server replicas")
+    server_env = {**ov.server_env, **options.server_env, "LOG_FORMAT": "json"}
+    if options.work_time is not None:
+        server_env["WORK_TIME"] = options.work_time
+    client_env = {
+        **ov.client_env,
+        "SUMMARY_INTERVAL": options.summary_interval,
+        **options.client_env,
+        "LOG_FORMAT": "json",
+        "STARTUP_TIMEOUT": f"{options.startup_timeout:g}s",
+    }
+    if options.round_interval is not None:
+        client_env["ROUND_INTERVAL"] = options.round_interval
+    dns_refresh = _dns_refresh(ov)
+    bound = bounds.reach_bound(
+        scenario,
+        server_env=server_env,
+        client_env=client_env,
+        envoy_config=ov.envoy_config,
+        dns_refresh_s=dns_refresh,
+    )
+    after = options.after if options.after is not None else bound
+    return Plan(
+        scenario=scenario,
+        overlay=ov,
+        options=options,
+        log_dir=options.log_dir or _default_log_dir(scenario.name, options.k8s_dir),
+        server_env=server_env,
+        client_env=client_env,
+        server_port=int(server_env.get("PORT", "50051")),
+        target=_target(scenario.name, ov, client_env.get("SERVER_ADDRESS", "")),
+        dns_refresh_s=dns_refresh,
+        bound=bound,
+        after_s=after if after is not None else options.headless_after,
+    )
+
+
+def _target(name: str, ov: overlays.Overlay, address: str) -> Target:
+    scheme, host, port = split_target(address)
+    if scheme == "ipv4":
+        if not ov.sidecar:
+            raise LabError(f"{name}: an ipv4 target needs a sidecar in the overlay")
+        return Target(Front.SIDECAR, None, port)
+    service = host.split(".")[0]
+    fqdn = host if "." in host else f"{host}.{ov.namespace}.{CLUSTER_DOMAIN}"
+    if ov.services.get(service) is False:
+        return Target(Front.KUBE_PROXY, fqdn, port)
+    if ov.proxy_replicas is not None and service == "proxy":
+        return Target(Front.PROXIES, fqdn, port)
+    return Target(Front.SERVERS, fqdn, port)
+
+
+def _dns_refresh(ov: overlays.Overlay) -> float | None:
+    """How often the overlay's Envoy resolves the servers again: its refresh rate, or the lab
+    DNS's TTL where the config follows TTLs."""
+    if ov.envoy_config is None:
+        return None
+    if any(c.get("respect_dns_ttl") for c in envoy.dns_clusters(dict(ov.envoy_config))):
+        return float(dns.DEFAULT_TTL)
+    return envoy.dns_refresh_seconds(dict(ov.envoy_config))
+
+
+def _default_log_dir(name: str, k8s_dir: Path | None) -> Path:
+    k8s = k8s_dir or overlays.find_k8s_dir()
+    return k8s.parent / ".lab" / "runs" / name

@@ -1,0 +1,85 @@
+"""The tour's and the bench's table rows: what each run says, in the words its record asks for.
+
+A scenario whose new servers can only be reached by a new connection (:attr:`Reach.NEW_CONNECTION`)
+reports how many a restarted client happened to reach; the others report when every new server
+answered, or how many never did.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hellolb_lab import catalogue
+from hellolb_lab.catalogue import Reach
+from hellolb_lab.outcome import RunResult
+from hellolb_lab.verdict import Verdict
+
+TOUR_COLUMNS = ("scenario", "first servers", "new servers", "balance after", "failed", "expected")
+BENCH_COLUMNS = (
+    "scenario",
+    "hops",
+    "balance max/min",
+    "new servers reached",
+    "p50 ms",
+    "p99 ms",
+    "p50 added ms",
+    f"p50 vs {catalogue.BASELINE}",
+)
+
+
+def _by_new_connection(v: Verdict) -> str:
+    hit = sum(1 for t in v.reached.values() if t is not None)
+    return f"{hit} of {len(v.new_servers)}, by a new connection only"
+
+
+def _never(v: Verdict) -> int:
+    return sum(1 for t in v.reached.values() if t is None)
+
+
+def tour_row(result: RunResult) -> dict[str, str]:
+    v = result.verdict
+    answered = sum(1 for n in v.servers_before.values() if n)
+    if catalogue.get(result.scenario).reach is Reach.NEW_CONNECTION:
+        new = _by_new_connection(v)
+    elif v.time_to_all_new is not None:
+        new = f"all reached in {v.time_to_all_new:.1f}s"
+    else:
+        new = f"{_never(v)} of {len(v.new_servers)} never"
+    ratio = v.balance_after.ratio
+    return {
+        "scenario": result.scenario,
+        "first servers": f"{answered} of {len(v.servers_before)} answered",
+        "new servers": new,
+        "balance after": "idle servers" if math.isinf(ratio) else f"{ratio:.2f}",
+        "failed": str(v.failed_rpcs),
+        "expected": "yes" if result.ok else "NO",
+    }
+
+
+def bench_row(result: RunResult, baseline_p50: float | None) -> dict[str, Any]:
+    """One bench row; the last two columns compare its median latency with the baseline's."""
+    v = result.verdict
+    record = catalogue.get(result.scenario)
+    if record.reach is Reach.NEW_CONNECTION:
+        reached = _by_new_connection(v)
+    elif v.time_to_all_new is not None:
+        reached = f"after {v.time_to_all_new:.1f}s"
+    else:
+        reached = f"never ({_never(v)} idle)" if v.new_servers else "never"
+    ratio = v.balance_after.ratio
+    p50 = result.latency_ms["p50"]
+    row: dict[str, Any] = {
+        "scenario": result.scenario,
+        "hops": record.hops,
+        "balance max/min": "inf (idle servers)" if math.isinf(ratio) else f"{ratio:.2f}",
+        "new servers reached": reached,
+        "p50 ms": p50,
+        "p99 ms": result.latency_ms["p99"],
+        "p50 added ms": "",
+        BENCH_COLUMNS[-1]: "",
+    }
+    if p50 is not None and baseline_p50:
+        row["p50 added ms"] = f"{p50 - baseline_p50:+.2f}"
+        row[BENCH_COLUMNS[-1]] = f"{p50 / baseline_p50:.2f}x"
+    return row

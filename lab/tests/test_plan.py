@@ -1,0 +1,205 @@
+"""The plan: computed from the record, the overlay and the options, before any process starts.
+
+The last tests add a scenario the way a contributor would (one record, one overlay) in a copy
+of ``k8s/``, and plan and run it without touching any other file.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import pytest
+from hellolb_lab import catalogue, timeline
+from hellolb_lab.catalogue import Bound, Phase, Reach, Scenario
+from hellolb_lab.errors import LabError
+from hellolb_lab.options import Net, Options
+from hellolb_lab.plan import Front, make
+
+NET = Net("127.0.77")
+
+
+def plan_of(name, overlay_of, **options):
+    return make(catalogue.get(name), Options(net=NET, **options), overlay_of(name))
+
+
+@pytest.mark.parametrize(
+    ("name", "front"),
+    [
+        ("clusterip", Front.KUBE_PROXY),
+        ("headless", Front.SERVERS),
+        ("maxage", Front.SERVERS),
+        ("proxy", Front.PROXIES),
+        ("sidecar", Front.SIDECAR),
+    ],
+)
+def test_what_answers_the_client_follows_the_overlay(name, front, overlay_of):
+    assert plan_of(name, overlay_of).target.front is front
+
+
+def test_dns_names_and_client_targets(overlay_of):
+    ns = overlay_of("headless").namespace
+    headless = plan_of("headless", overlay_of)
+    assert headless.server_names() == [f"server.{ns}.svc.cluster.local"]
+    assert headless.client_target(1) == f"dns://127.0.77.1:5353/server.{ns}.svc.cluster.local:50051"
+    clusterip = plan_of("clusterip", overlay_of)
+    assert clusterip.server_names() == [clusterip.endpoints_name]
+    proxy = plan_of("proxy", overlay_of)
+    assert proxy.target.name.startswith("proxy.")
+    assert proxy.server_names() == [f"server.{overlay_of('proxy').namespace}.svc.cluster.local"]
+    sidecar = plan_of("sidecar", overlay_of)
+    assert sidecar.client_target(2) == "ipv4:127.0.77.42:15001"
+
+
+def test_bounds_and_phase_lengths_come_from_the_settings(overlay_of):
+    assert plan_of("maxage", overlay_of).bound == 10 * 1.1 + 5 + 2
+    assert plan_of("proxy", overlay_of).bound == 5 + 2
+    headless = plan_of("headless", overlay_of)
+    assert headless.bound is None
+    assert headless.after_s == Options().headless_after
+    assert not headless.wait_steady
+    fixed = plan_of("maxage", overlay_of, after=3.0)
+    assert fixed.after_s == 3.0
+    assert not fixed.wait_steady
+    # a longer connection age moves the bound with it
+    longer = plan_of("maxage", overlay_of, server_env={"MAX_CONNECTION_AGE": "20s"})
+    assert longer.bound == 20 * 1.1 + 5 + 2
+
+
+def test_environments_are_the_overlays_with_the_labs_changes(overlay_of):
+    plan = plan_of("maxage", overlay_of, work_time="0", client_env={"CONCURRENCY": "1"})
+    server = plan.server(4)
+    assert server.name == "server-4"
+    assert server.env["BIND_ADDRESS"] == server.address == "127.0.77.14"
+    assert server.env["WORK_TIME"] == "0"
+    assert server.env["MAX_CONNECTION_AGE"] == overlay_of("maxage").server_env["MAX_CONNECTION_AGE"]
+    assert server.env["SCENARIO"] == "maxage"
+    client = plan.client(2)
+    assert client.env["POD_NAME"] == "client-2"
+    assert client.env["CONCURRENCY"] == "1"
+    assert client.env["SUMMARY_INTERVAL"] == Options().summary_interval
+    assert client.env["LOG_FORMAT"] == "json"
+
+
+def test_every_address_the_run_binds_is_listed_once(overlay_of):
+    plan = plan_of("proxy", overlay_of)
+    endpoints = plan.endpoints()
+    assert len(endpoints) == len(set(endpoints))
+    assert ("127.0.77.1", 5353, True) in endpoints
+    assert ("127.0.77.15", 50051, False) in endpoints  # the fifth server, after the scale-up
+    assert ("127.0.77.23", 9901, False) in endpoints  # the third proxy's admin
+    envoy = plan.proxy(3)
+    assert envoy.admin == ("127.0.77.23", 9901)
+
+
+def test_phases_are_the_records(overlay_of):
+    assert plan_of("proxy", overlay_of).phases == ("scale_proxies", "restart_client")
+    assert plan_of("clusterip", overlay_of).clients == 2
+    assert plan_of("sidecar", overlay_of).clients == 1
+
+
+def test_a_cluster_only_scenario_is_refused_with_its_reason(overlay_of):
+    with pytest.raises(LabError, match="linkerd needs a Kubernetes cluster"):
+        make(catalogue.get("linkerd"), Options(net=NET), overlay_of("linkerd"))
+
+
+def test_scaling_to_no_more_servers_is_refused(overlay_of):
+    with pytest.raises(LabError, match="--scale-to must exceed"):
+        plan_of("headless", overlay_of, scale_to=3)
+
+
+# -- adding a scenario: one record, one overlay ---------------------------------------------
+
+#: A scenario nobody ships: headless with a short connection age, and a client restart.
+QUICKAGE = Scenario(
+    name="quickage",
+    balancing="headless, with a 2 s maximum connection age",
+    shows="new servers within seconds",
+    hops=0,
+    reach=Reach.BOUNDED,
+    bound=Bound.MAX_AGE,
+    checks=(catalogue.NEW_SERVER_REACHED,),
+    phases=(Phase("restart_client"),),
+)
+
+QUICKAGE_OVERLAY = """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: grpc-lb-quickage
+resources:
+  - ../../base
+components:
+  - ../../components/headless
+  - ../../components/maxage
+  - ../../components/scenario
+labels:
+  - pairs:
+      grpc-lb-lab/scenario: quickage
+    includeTemplates: true
+patches:
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: server}
+      spec:
+        template:
+          spec:
+            containers:
+              - name: server
+                env:
+                  - {name: MAX_CONNECTION_AGE, value: 2s}
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: client}
+      spec:
+        template:
+          spec:
+            containers:
+              - name: client
+                env:
+                  - {name: DNS_MIN_TIME_BETWEEN_RESOLUTIONS, value: 500ms}
+"""
+
+
+@pytest.fixture
+def k8s_with_quickage(tmp_path, k8s_dir):
+    copy = tmp_path / "k8s"
+    shutil.copytree(k8s_dir, copy)
+    (copy / "overlays" / "quickage").mkdir()
+    (copy / "overlays" / "quickage" / "kustomization.yaml").write_text(QUICKAGE_OVERLAY)
+    return copy
+
+
+def test_a_new_scenario_is_planned_from_its_record_and_overlay(k8s_with_quickage):
+    plan = make(QUICKAGE, Options(net=NET, k8s_dir=k8s_with_quickage))
+    assert plan.server_env["SCENARIO"] == "quickage"
+    assert plan.server_env["MAX_CONNECTION_AGE"] == "2s"
+    assert plan.bound == round(2 * 1.1 + 0.5 + 2, 3)
+    assert plan.target.name == "server.grpc-lb-quickage.svc.cluster.local"
+    assert plan.phases == ("restart_client",)
+    assert plan.clients == 2
+
+
+@pytest.mark.slow
+def test_a_new_scenario_runs_and_is_judged_by_its_own_checks(tmp_path, k8s_with_quickage, lab_net):
+    options = Options(
+        warmup=2,
+        steady=1,
+        restart=2,
+        net=Net(lab_net(79)),
+        k8s_dir=k8s_with_quickage,
+        log_dir=tmp_path / "logs",
+    )
+    result = timeline.run(QUICKAGE, options)
+    assert [c.name for c in result.checks] == list(QUICKAGE.expected_checks)
+    assert result.ok, f"{result.checks}\nlogs: {result.log_dir}"
+    assert set(result.verdict.servers_by_client) == {"client-1", "client-2"}
+
+
+def test_a_phase_the_timeline_lacks_is_refused_before_anything_starts(tmp_path, k8s_with_quickage):
+    broken = replace(QUICKAGE, phases=(Phase("rollout"),))
+    options = Options(net=NET, k8s_dir=k8s_with_quickage, log_dir=tmp_path / "logs")
+    with pytest.raises(LabError, match="no phase 'rollout'"):
+        timeline.run(broken, options)
+    assert not list((tmp_path / "logs").glob("*.log"))
