@@ -1,14 +1,18 @@
 """The lab's xDS control plane process: ADS on grpc.aio, fed by the zone file.
 
 ``python -m hellolb_lab.xds --listen 127.0.120.1:18000 --zone FILE
---service server.lab:50051=server.lab [--service ...] [--lb-policy round_robin]``
+--service server.lab:50051=server.lab [--service ...] [--lb-policy round_robin]
+[--lb-policy-file FILE]``
 
 Every ADS stream gets its own :class:`~.stream.AdsStream`; when the zone file changes, the
 catalog is rebuilt and every stream is offered it, so a server published for DNS reaches every
 connected client over EDS within milliseconds. A zone file that cannot be read keeps the last
-good catalog (``xds.zone_invalid``). Everything is logged as one JSON object per line (event
-names in :mod:`.stream`). SIGTERM or SIGINT stops the server: open streams are cancelled, and
-clients keep what they have and reconnect when a control plane is back.
+good catalog (``xds.zone_invalid``). The policy file, if given, holds one policy name and is
+watched the same way, so a test or the lab can change every Cluster's policy while clients run
+(``xds.policy``, or ``xds.policy_invalid`` keeping the current one). Everything is logged as
+one JSON object per line (event names in :mod:`.stream`). SIGTERM or SIGINT stops the server:
+open streams are cancelled, and clients keep what they have and reconnect when a control plane
+is back.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from hellolb_lab.xds.resources import Catalog, Service, parse_service
 from hellolb_lab.xds.stream import (
     CONNECTED,
     DISCONNECTED,
+    POLICY,
+    POLICY_INVALID,
     STARTED,
     STOPPED,
     ZONE,
@@ -40,7 +46,7 @@ from hellolb_lab.xds.stream import (
     AdsStream,
     Step,
 )
-from hellolb_lab.xds.watch import ZoneWatcher
+from hellolb_lab.xds.watch import FileWatcher
 
 Log = Callable[[dict[str, Any]], None]
 
@@ -58,18 +64,51 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     """The ADS service: a catalog, the open streams, and what to do when either changes."""
 
     def __init__(
-        self, zone: Zone, services: Sequence[Service], policy: str, log: Log = print_json
+        self,
+        zone: Zone,
+        services: Sequence[Service],
+        policy: str,
+        log: Log = print_json,
+        policy_file: Path | None = None,
     ) -> None:
         self.zone = zone
         self.services = tuple(services)
         self.policy = policy
+        self.policy_file = policy_file
         self.log = log
         self.catalog = Catalog.build(self.services, {}, policy)
         self._streams: dict[int, tuple[AdsStream, asyncio.Queue[Any]]] = {}
         self._ids = itertools.count(1)
 
+    def _read_policy(self) -> None:
+        if self.policy_file is None or not self.policy_file.exists():
+            return
+        try:
+            name = self.policy_file.read_text().strip()
+        except OSError as error:
+            name = f"(unreadable: {error.strerror})"
+        if name == self.policy:
+            return
+        if name not in policies.NAMES:
+            self.log(
+                {
+                    "event": POLICY_INVALID,
+                    "file": str(self.policy_file),
+                    "value": name,
+                    "expected": list(policies.NAMES),
+                    "kept": self.policy,
+                }
+            )
+            return
+        self.log({"event": POLICY, "lb_policy": name, "was": self.policy})
+        self.policy = name
+
     def reload(self) -> None:
-        """Read the zone; offer a changed catalog to every stream. A bad zone changes nothing."""
+        """Read the zone (and the policy file); offer a changed catalog to every stream.
+
+        A zone or policy that cannot be used changes nothing.
+        """
+        self._read_policy()
         try:
             records = self.zone.read()
             catalog = Catalog.build(self.services, records, self.policy)
@@ -156,6 +195,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         choices=policies.NAMES,
         help="the policy every Cluster names (default: %(default)s)",
     )
+    parser.add_argument(
+        "--lb-policy-file",
+        type=Path,
+        help="a file holding a policy name that overrides --lb-policy, reread when it changes",
+    )
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
@@ -173,7 +217,7 @@ def _service_arg(text: str) -> Service:
 
 async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
     """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
-    plane = ControlPlane(Zone(args.zone), args.service, args.lb_policy, log)
+    plane = ControlPlane(Zone(args.zone), args.service, args.lb_policy, log, args.lb_policy_file)
     # One process per address: never share the port silently (grpc.so_reuseport defaults to 1).
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(plane, server)
@@ -187,9 +231,12 @@ async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     plane.reload()
-    watcher = ZoneWatcher(args.zone, plane.reload)
+    watchers = [FileWatcher(args.zone, plane.reload)]
+    if args.lb_policy_file is not None:
+        watchers.append(FileWatcher(args.lb_policy_file, plane.reload))
     await server.start()
-    watcher.start()
+    for watcher in watchers:
+        watcher.start()
     log(
         {
             "event": STARTED,
@@ -197,12 +244,14 @@ async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
             "port": args.port,
             "zone": str(args.zone),
             "services": {s.listener: f"{s.zone_name}:{s.port}" for s in plane.services},
-            "lb_policy": args.lb_policy,
-            "inotify": watcher.uses_inotify,
+            "lb_policy": plane.policy,
+            "lb_policy_file": str(args.lb_policy_file or ""),
+            "inotify": watchers[0].uses_inotify,
         }
     )
     await stop.wait()
-    watcher.stop()
+    for watcher in watchers:
+        watcher.stop()
     await server.stop(STOP_GRACE_S)
     log({"event": STOPPED, "reason": "signal"})
     return 0

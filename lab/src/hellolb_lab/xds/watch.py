@@ -1,6 +1,6 @@
-"""Notice when the zone file changes, within milliseconds, without reading it in a busy loop.
+"""Notice when a file (the zone) changes, within milliseconds, without reading it in a busy loop.
 
-On Linux an inotify watch on the zone's folder wakes the event loop when a file there is closed
+On Linux an inotify watch on the file's folder wakes the event loop when a file there is closed
 after writing or renamed into place (:class:`~hellolb_lab.dns.Zone` writes a temporary file and
 renames it); elsewhere, or if inotify is not available, the file is checked every
 ``POLL_S``. Either way the file counts as changed when its inode or modification time differs,
@@ -57,7 +57,7 @@ def _inotify_fd(folder: Path) -> int | None:
     return fd
 
 
-class ZoneWatcher:
+class FileWatcher:
     """Calls ``on_change()`` on the event loop whenever ``path`` changes (see module doc)."""
 
     def __init__(self, path: Path, on_change: Callable[[], None]) -> None:
