@@ -13,5 +13,6 @@ the DNS server answers from. Modules, one job each:
 - :mod:`.watch`     notices when the zone file changes;
 - :mod:`.server`    the gRPC service and the process (``python -m hellolb_lab.xds``);
 - :mod:`.bootstrap` the bootstrap a gRPC client or an Envoy needs to reach it;
+- :mod:`.launch`    starts the control plane, servers and xDS clients as lab processes;
 - :mod:`.bench`     time from publishing a server to its first call, xDS against DNS.
 """
