@@ -11,6 +11,7 @@ from hellolb.config import ConfigError, Env
 from hellolb.logsetup import FORMATS, LEVELS
 
 from hello_client.target import TARGET_HELP, is_valid_target
+from hello_client.xds import XdsSettings, xds_settings
 
 LB_POLICIES = ("round_robin", "pick_first")
 
@@ -35,13 +36,15 @@ class ClientConfig:
     scenario: str
     log_level: str
     log_format: str
+    xds: XdsSettings | None
 
     def as_log_fields(self) -> dict[str, object]:
         return asdict(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientConfig:
-        env = Env(os.environ if environ is None else environ)
+        source = os.environ if environ is None else environ
+        env = Env(source)
         address = env.string("SERVER_ADDRESS", "localhost:50051", max_length=2048)
         if not is_valid_target(address):
             raise ConfigError("SERVER_ADDRESS", address, TARGET_HELP)
@@ -64,4 +67,5 @@ class ClientConfig:
             scenario=env.string("SCENARIO", ""),
             log_level=env.choice("LOG_LEVEL", "info", LEVELS),
             log_format=env.choice("LOG_FORMAT", "auto", FORMATS),
+            xds=xds_settings(address, source),
         )

@@ -8,6 +8,9 @@ Accepted forms, as grpc's resolvers understand them:
 - ``ipv4:IP:port[,IP:port...]``       a fixed list of IPv4 addresses
 - ``ipv6:[IP]:port[,[IP]:port...]``   a fixed list of IPv6 addresses
 - ``unix:/path``                      a Unix domain socket
+- ``xds:///host:port``                xDS: the control plane in the bootstrap serves the
+                                      listener ``host:port`` (see :mod:`hello_client.xds`)
+- ``xds://AUTHORITY/host:port``       xDS, from the control plane of that bootstrap authority
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from ipaddress import IPv4Address, IPv6Address
 
 TARGET_HELP = (
     "host:port, dns:///host:port, dns://DNS_IP:PORT/host:port, "
-    "ipv4:IP:port[,IP:port], ipv6:[IP]:port[,[IP]:port] or unix:/path"
+    "ipv4:IP:port[,IP:port], ipv6:[IP]:port[,[IP]:port], unix:/path, "
+    "xds:///host:port or xds://AUTHORITY/host:port"
 )
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\.?$")
+# An authority names an entry of the bootstrap's "authorities" (gRFC A47): a DNS-like name.
+_AUTHORITY = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:-]{0,251}[A-Za-z0-9])?$")
 _HOST_PORT = re.compile(r"^(?P<host>\[[^\]]+\]|[^:\[\]]+):(?P<port>\d{1,5})$")
 
 
@@ -71,6 +77,22 @@ def _valid_address_list(text: str, family: str) -> bool:
     return bool(parts)
 
 
+def split_xds(target: str) -> tuple[str | None, str] | None:
+    """``(authority, listener)`` of a valid ``xds:`` target (authority None if it has none),
+    or None for any other target."""
+    if not target.startswith("xds:") or any(c.isspace() for c in target):
+        return None
+    rest = target[4:]
+    authority: str | None = None
+    if rest.startswith("//"):
+        authority, sep, rest = rest[2:].partition("/")
+        if not sep or (authority and not _AUTHORITY.match(authority)):
+            return None
+    if not _valid_host_port(rest):
+        return None
+    return authority or None, rest
+
+
 def is_valid_target(target: str) -> bool:
     """True when ``target`` is one of the forms in this module's docstring."""
     if not target or any(c.isspace() for c in target):
@@ -89,6 +111,8 @@ def is_valid_target(target: str) -> bool:
         return _valid_address_list(target[5:], "ipv4")
     if target.startswith("ipv6:"):
         return _valid_address_list(target[5:], "ipv6")
+    if target.startswith("xds:"):
+        return split_xds(target) is not None
     if target.startswith("unix:"):
         return len(target) > len("unix:")
     return _valid_host_port(target)
