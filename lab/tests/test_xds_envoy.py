@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from hellolb_lab import envoy, procs
+from hellolb_lab import envoy, polling, procs
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -79,7 +79,7 @@ def envoy_lab(tmp_path):
 
 
 def wait_answers(client, servers, since=0.0, count=1):
-    procs.wait_until(
+    polling.wait_until(
         lambda: all(len(launch.answers(client, s, since)) >= count for s in servers),
         WAIT_S,
         f"answers from {servers} through Envoy",
@@ -119,7 +119,7 @@ def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
     assert again["response_nonce"] == eds_ack["response_nonce"]
     assert again["version_info"] == eds_ack["version"]
     assert again["resource_names"] == [LISTENER]
-    procs.wait_until(
+    polling.wait_until(
         lambda: (
             stat(admin, "cluster_manager.cluster_modified") > modified
             and stat(admin, "cluster_manager.warming_clusters") == 0

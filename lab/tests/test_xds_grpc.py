@@ -14,7 +14,7 @@ import time
 from collections import Counter
 
 import pytest
-from hellolb_lab import procs
+from hellolb_lab import clientlog, polling, procs
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -107,7 +107,7 @@ def xds_lab(tmp_path):
 
 def wait_answers(client, servers, since=0.0, count=1, timeout=WAIT_S):
     """Poll until ``client`` has ``count`` answers from each of ``servers`` since ``since``."""
-    procs.wait_until(
+    polling.wait_until(
         lambda: all(len(launch.answers(client, s, since)) >= count for s in servers),
         timeout,
         f"{client.name} answered by {servers}",
@@ -138,7 +138,7 @@ def counts_since(client, since):
         e["server_id"]
         for e in client.snapshot()
         if e.get("event") == "client.response"
-        and launch.verdict.parse_timestamp(e["timestamp"]) >= since
+        and clientlog.parse_timestamp(e["timestamp"]) >= since
     )
 
 
@@ -155,7 +155,7 @@ def test_calls_spread_over_published_servers_and_a_new_one_answers_within_the_bo
     delay = launch.first_answer(client, "s3", published) - published
     assert delay < NEW_SERVER_BOUND_S, f"s3 answered {delay:.3f}s after it was published"
     three = [lab.ip(1), lab.ip(2), lab.ip(3)]
-    procs.wait_until(
+    polling.wait_until(
         lambda: (
             (p := eds_push_with(plane, "c1", three)) is not None
             and acked(plane, "c1", "EDS", p["version"])
@@ -179,7 +179,7 @@ def test_a_server_withdrawn_from_eds_before_sigterm_costs_no_call(xds_lab):
     client = lab.client("c1", CONCURRENCY="6")
     wait_answers(client, ["s1", "s2", "s3"], count=10)
     withdrawn = lab.publish(1, 2)
-    procs.wait_until(
+    polling.wait_until(
         lambda: (
             (p := eds_push_with(plane, "c1", [lab.ip(1), lab.ip(2)])) is not None
             and acked(plane, "c1", "EDS", p["version"])

@@ -29,7 +29,7 @@ from typing import Any
 
 from hellolb.config import parse_duration
 
-from hellolb_lab import dns, procs
+from hellolb_lab import dns, polling
 from hellolb_lab.procs import Proc, Supervisor
 from hellolb_lab.view import table
 from hellolb_lab.xds import launch, stream
@@ -63,14 +63,12 @@ def _sample(
     launch.start_server(sup, server_id, ip, PORT, server_env, WAIT_S)
     published = time.time()
     zone.publish(NAME, ips)
-    procs.wait_until(
-        lambda: launch.first_answer(client, server_id, published) is not None,
+    answered = polling.wait_for(
+        lambda: launch.first_answer(client, server_id, published),
         WAIT_S,
         f"the first answer from {server_id}",
         interval=0.01,
     )
-    answered = launch.first_answer(client, server_id, published)
-    assert answered is not None
     return published, answered - published
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hellolb_lab import verdict
+from hellolb_lab import clientlog
 from hellolb_lab.procs import Proc, Supervisor
 from hellolb_lab.xds import stream
 from hellolb_lab.xds.bootstrap import grpc_bootstrap_json
@@ -93,11 +93,11 @@ def answers(proc: Proc, server_id: str | None = None, since: float = 0.0) -> lis
     ``since``."""
     out = []
     for event in proc.snapshot():
-        if event.get("event") != "client.response":
+        if not clientlog.is_response(event):
             continue
         if server_id is not None and event.get("server_id") != server_id:
             continue
-        t = verdict.parse_timestamp(event["timestamp"])
+        t = clientlog.parse_timestamp(event["timestamp"])
         if t >= since:
             out.append(t)
     return out
