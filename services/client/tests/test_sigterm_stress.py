@@ -61,20 +61,22 @@ class Figure:
     seconds: float = 0.0
     answered: int = 0
     lost: Counter[str] = field(default_factory=Counter)
-    # For each lost call: its code and how long after the latest SIGTERM it ended (ms).
-    losses: list[tuple[str, float | None]] = field(default_factory=list)
+    # For each lost call: its code, and which SIGTERM it followed and by how long (ms).
+    losses: list[tuple[str, int | None, float]] = field(default_factory=list)
 
     def report(self, settings: str) -> str:
         lost = ", ".join(f"{code}={n}" for code, n in sorted(self.lost.items())) or "none"
+        costly = len({n for _, n, _ in self.losses if n is not None})
         lines = [
             f"{len(self.sigterms)} SIGTERMs in {self.seconds:.0f}s, {self.answered} calls "
-            f"answered, {sum(self.lost.values())} lost ({lost}); {settings}",
+            f"answered, {sum(self.lost.values())} lost ({lost}) after {costly} of the "
+            f"SIGTERMs; {settings}",
             f"  latest call arriving at a server after its SIGTERM: "
             f"{max(s.last_arrival_ms for s in self.sigterms):.0f} ms after it; "
             f"slowest exit: {max(s.exit_seconds for s in self.sigterms):.2f}s after SIGTERM",
         ]
-        for code, after in self.losses:
-            when = "before any SIGTERM" if after is None else f"{after:.0f} ms after a SIGTERM"
+        for code, n, after in self.losses:
+            when = "before any SIGTERM" if n is None else f"{after:.0f} ms after SIGTERM {n + 1}"
             lines.append(f"  lost {code}, ended {when}")
         return "\n".join(lines)
 
@@ -151,11 +153,13 @@ def rolling_sigterms(fleet: Fleet, client, count: int, exit_bound: float) -> Fig
     summary = client.wait_event("client.summary", timeout=5, final=True)
     figure.answered = summary["answers_total"]
     figure.lost = Counter(summary["errors_total"])
-    sent = [s.sent for s in figure.sigterms]
     for error in client.named("client.error"):
-        before = [s for s in sent if s <= wall(error)]
-        after = (wall(error) - before[-1]) * 1000 if before else None
-        figure.losses.append((error["code"], after))
+        before = [n for n, s in enumerate(figure.sigterms) if s.sent <= wall(error)]
+        if before:
+            after = (wall(error) - figure.sigterms[before[-1]].sent) * 1000
+            figure.losses.append((error["code"], before[-1], after))
+        else:
+            figure.losses.append((error["code"], None, 0.0))
     return figure
 
 
