@@ -4,8 +4,8 @@ A real client sends its rounds of calls (defaults: 10 at once, 5 s deadline, ret
 real servers on loopback addresses (100 ms of work per call, 5 s shutdown grace). Servers get
 SIGTERM one after another, as in a rolling restart: each signalled server drains and exits, and
 a new one starts on its address; the next server is signalled once the client is answered by
-the new one, and by the server it is about to lose. A call the client could not
-get answered is a lost call, counted by status code.
+the new one, and by the server it is about to lose. A call the client could not get answered is
+a lost call, counted by status code.
 
 ``make test`` runs a few SIGTERMs; ``make stress`` runs 100 with a core kept busy and prints the
 figure. Options (see the root conftest): ``--sigterms``, ``--busy-cores``, and ``--server-env`` /
