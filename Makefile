@@ -57,6 +57,11 @@ client: setup ## Run one client against localhost:50051
 bench: setup ## Client overhead against a bare grpc.aio loop, on loopback
 	$(RUN) python -m hellolb_lab.clientbench
 
+.PHONY: stress
+stress: setup ## SIGTERM servers under load, a core kept busy; lost calls (SIGTERMS=100)
+	$(RUN) pytest services/client/tests/test_sigterm_stress.py -q -s -p no:cacheprovider \
+	  --sigterms=$(or $(SIGTERMS),100) --busy-cores=1 --timeout=1800
+
 ## Kubernetes (needs docker, kind, kubectl, skaffold; see README)
 
 .PHONY: kind-up

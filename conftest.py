@@ -109,6 +109,20 @@ class Proc:
         self._err_reader.join(5)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stress", "the SIGTERM stress check (make stress)")
+    group.addoption("--sigterms", type=int, default=6, help="SIGTERMs to send (default 6)")
+    group.addoption("--busy-cores", type=int, default=0, help="cores to keep busy meanwhile")
+    for side in ("server", "client"):
+        group.addoption(
+            f"--{side}-env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a setting of every {side}, on top of the check's own",
+        )
+
+
 @pytest.fixture
 def spawn() -> Iterator[Callable[..., Proc]]:
     """Start ``python -m MODULE`` processes; every one is killed by PID at teardown."""

@@ -9,6 +9,7 @@ def test_defaults():
     assert config.server_address == "localhost:50051"
     assert config.concurrency == 10
     assert config.lb_policy == "round_robin"
+    assert config.health_check is True
     assert config.rpc_timeout == 5.0
     assert config.dns_min_time_between_resolutions == 30.0
     assert config.summary_interval == 5.0
@@ -19,6 +20,11 @@ def test_defaults():
 def test_client_id_comes_from_pod_name_unless_set():
     assert ClientConfig.from_env({"POD_NAME": "client-x"}).client_id == "client-x"
     assert ClientConfig.from_env({"POD_NAME": "client-x", "CLIENT_ID": "c"}).client_id == "c"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("false", False), ("off", False), ("1", True)])
+def test_health_check_is_a_boolean(value, expected):
+    assert ClientConfig.from_env({"HEALTH_CHECK": value}).health_check is expected
 
 
 @pytest.mark.parametrize(
@@ -91,6 +97,7 @@ def test_malformed_targets(target):
         ("MAX_DURATION", "1d", "a duration"),
         ("STARTUP_TIMEOUT", "never", "a duration"),
         ("LOG_RESPONSES", "sometimes", "true or false"),
+        ("HEALTH_CHECK", "maybe", "true or false"),
         ("LOG_LEVEL", "loud", "one of debug, info, warning, error"),
     ],
 )

@@ -2,6 +2,7 @@
 
 import signal
 from collections import Counter
+from datetime import datetime
 
 import pytest
 
@@ -11,7 +12,7 @@ HOSTS = ("127.0.1.1", "127.0.1.2", "127.0.1.3")
 
 # Documented fields of each event (README, "Log fields"); every line must carry them.
 FIELDS = {
-    "client.config": {"server_address", "client_id", "concurrency", "lb_policy"},
+    "client.config": {"server_address", "client_id", "concurrency", "lb_policy", "health_check"},
     "client.ready": {"attempts", "waited_seconds", "client_id"},
     "client.waiting": {"attempt", "delay_seconds", "error"},
     "client.response": {
@@ -44,10 +45,11 @@ FIELDS = {
         "final",
     },
     "client.stopped": {"reason"},
-    "server.config": {"server_id", "bind_address", "port", "work_time"},
+    "server.config": {"server_id", "bind_address", "port", "work_time", "drain_delay"},
     "server.started": {"server_id", "address", "port"},
     "rpc.handled": {"server_id", "client_id", "counter", "peer", "duration_ms"},
-    "server.stopping": {"server_id", "signal", "grace_seconds"},
+    "server.stopping": {"server_id", "signal", "reason", "drain_seconds", "grace_seconds"},
+    "server.drained": {"server_id", "seconds", "cut_short_by"},
     "server.stopped": {"server_id", "reason"},
 }
 
@@ -140,6 +142,88 @@ def test_sigterm_to_a_server_under_load_loses_no_call(spawn, port_on):
     assert summary["errors_total_count"] == 0
     assert summary["by_server_total"]["s2"] > 0
     assert_documented(servers[0])
+
+
+def seconds_after_sigterm(server):
+    """When each call the server handled arrived, in seconds after its SIGTERM."""
+    stopping = server.wait_event("server.stopping", timeout=1, signal="SIGTERM")
+
+    def wall(event):
+        return datetime.fromisoformat(event["timestamp"]).timestamp()
+
+    return [wall(e) - e["duration_ms"] / 1000 - wall(stopping) for e in server.named("rpc.handled")]
+
+
+@pytest.mark.parametrize("health_check", ["true", "false"])
+def test_health_checking_decides_whether_a_draining_server_still_gets_calls(
+    spawn, port_on, health_check
+):
+    port = port_on(HOSTS[0])
+    servers = start_servers(spawn, port, WORK_TIME="20ms", DRAIN_DELAY="2s")
+    client = spawn("hello_client", SERVER_ADDRESS=target(port), HEALTH_CHECK=health_check)
+    for server_id in ("s1", "s2", "s3"):
+        client.wait_event("client.response", timeout=15, server_id=server_id)
+    servers[0].signal(signal.SIGTERM)
+    assert servers[0].wait(timeout=15) == 0
+    client.signal(signal.SIGTERM)
+    assert client.wait(timeout=15) == 0
+    latest = max(seconds_after_sigterm(servers[0]))
+    if health_check == "true":
+        # NOT_SERVING reaches the client within a round trip; half the drain is a wide margin.
+        assert latest < 1.0
+        assert final_summary(client)["errors_total_count"] == 0
+    else:
+        # Without it the client knows only of the GOAWAY, sent when the drain is over.
+        assert latest > 1.0
+    assert_documented(servers[0])
+
+
+def test_pick_first_keeps_its_server_through_the_drain_then_moves_on_losing_no_call(spawn, port_on):
+    port = port_on(HOSTS[0])
+    started = start_servers(spawn, port, WORK_TIME="20ms", DRAIN_DELAY="2s")
+    servers = {server.named("server.started")[0]["server_id"]: server for server in started}
+    client = spawn("hello_client", SERVER_ADDRESS=target(port), LB_POLICY="pick_first")
+    first = client.wait_event("client.response", timeout=15)["server_id"]
+    servers[first].signal(signal.SIGTERM)
+    assert servers[first].wait(timeout=15) == 0
+    index = len(client.events)
+    then = client.wait_for(
+        lambda e: e.get("event") == "client.response" and e["server_id"] != first, 15, index
+    )
+    client.signal(signal.SIGTERM)
+    assert client.wait(timeout=15) == 0
+    # pick_first ignores health checking: calls kept coming until the server stopped.
+    assert max(seconds_after_sigterm(servers[first])) > 1.0
+    assert then["server_id"] in servers
+    assert final_summary(client)["errors_total_count"] == 0
+
+
+@pytest.mark.parametrize("retries", ["1", "3"])
+def test_sigkill_loses_at_most_the_calls_the_killed_server_was_running(spawn, port_on, retries):
+    port = port_on(HOSTS[0])
+    servers = start_servers(spawn, port, WORK_TIME="1s", LOG_LEVEL="debug")
+    client = spawn(
+        "hello_client", SERVER_ADDRESS=target(port), CONCURRENCY="3", RPC_RETRIES=retries
+    )
+    for server_id in ("s1", "s2", "s3"):
+        client.wait_event("client.response", timeout=15, server_id=server_id)
+    # From now on each round of three calls gives one to each server.
+    index = len(servers[0].events)
+    running = servers[0].wait_event("rpc.received", timeout=15, start=index)["counter"]
+    servers[0].popen.kill()
+    servers[0].wait(timeout=5)
+    handled = {e["counter"] for e in servers[0].named("rpc.handled")}
+    assert running not in handled, "the kill came after the call was answered"
+    client.wait_event("client.response", timeout=15, counter=running + 3)
+    client.signal(signal.SIGTERM)
+    assert client.wait(timeout=15) == 0
+    lost = {e["counter"] for e in client.named("client.error")}
+    if retries == "1":
+        assert lost == {running}
+    else:
+        assert lost == set()
+        answer = client.wait_event("client.response", timeout=1, counter=running)
+        assert answer["server_id"] in ("s2", "s3")
 
 
 def test_sigkill_of_the_only_server_is_counted_and_the_client_recovers(spawn, port):

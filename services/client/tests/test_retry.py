@@ -40,6 +40,13 @@ def test_unavailable_is_retried_until_answered():
     assert fn.calls == 3
 
 
+def test_cancelled_is_retried_like_unavailable():
+    # A stopping server cancels the calls it received but had not started.
+    fn = Flaky(grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+    assert run(RpcRetry(3), fn) == "answer"
+    assert fn.calls == 3
+
+
 def test_the_attempts_bound_counts_the_first_try():
     fn = Flaky(*[grpc.StatusCode.UNAVAILABLE] * 5)
     with pytest.raises(AioRpcError) as caught:

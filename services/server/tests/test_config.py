@@ -11,6 +11,7 @@ def test_defaults():
     assert config.work_time == 0.2
     assert config.max_connection_age is None
     assert config.max_connection_age_grace is None
+    assert config.drain_delay == 1.0
     assert config.shutdown_grace == 10.0
     assert config.server_id  # the hostname
 
@@ -24,6 +25,11 @@ def test_server_id_comes_from_pod_name_unless_set():
 def test_max_connection_age_and_grace_are_durations():
     config = ServerConfig.from_env({"MAX_CONNECTION_AGE": "10s", "MAX_CONNECTION_AGE_GRACE": "20s"})
     assert (config.max_connection_age, config.max_connection_age_grace) == (10.0, 20.0)
+
+
+def test_drain_delay_is_a_duration_and_zero_means_no_drain():
+    assert ServerConfig.from_env({"DRAIN_DELAY": "3s"}).drain_delay == 3.0
+    assert ServerConfig.from_env({"DRAIN_DELAY": "0"}).drain_delay == 0.0
 
 
 def test_work_time_may_be_zero():
@@ -44,6 +50,9 @@ def test_work_time_may_be_zero():
         ("MAX_CONNECTION_AGE", "10 s"),
         ("MAX_CONNECTION_AGE_GRACE", "soon"),
         ("SHUTDOWN_GRACE", "-5s"),
+        ("DRAIN_DELAY", "3"),
+        ("DRAIN_DELAY", "-1s"),
+        ("DRAIN_DELAY", "soon"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_FORMAT", "xml"),
         ("SERVER_ID", "x" * 300),

@@ -84,6 +84,52 @@ def test_grace_bounds_the_wait_for_slow_calls(spawn, port):
     assert time.monotonic() - started < 10
 
 
+def health_status(channel):
+    reply = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="hellolb.v1.HelloService"), timeout=5
+    )
+    return reply.status
+
+
+def test_sigterm_reports_not_serving_and_keeps_serving_through_the_drain(spawn, port):
+    server = start_server(spawn, port, WORK_TIME="0", DRAIN_DELAY="3s")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+        sent = time.monotonic()
+        server.signal(signal.SIGTERM)
+        server.wait_event("server.stopping", timeout=10, signal="SIGTERM", drain_seconds=3.0)
+        deadline = time.monotonic() + 2
+        while health_status(channel) != health_pb2.HealthCheckResponse.NOT_SERVING:
+            assert time.monotonic() < deadline, "still SERVING after SIGTERM"
+        stub = hello_pb2_grpc.HelloServiceStub(channel)
+        reply = stub.Hello(hello_pb2.HelloRequest(client_id="c", counter=1), timeout=5)
+        assert reply.server_id == "s1"
+    assert server.wait(timeout=15) == 0
+    assert time.monotonic() - sent >= 3
+    drained = server.wait_event("server.drained", timeout=1)
+    assert drained["seconds"] >= 3
+    assert drained["cut_short_by"] is None
+    server.wait_event("server.stopped", timeout=1, reason="terminate")
+
+
+def test_sigint_stops_at_once_without_the_drain(spawn, port):
+    server = start_server(spawn, port, WORK_TIME="0", DRAIN_DELAY="60s")
+    server.signal(signal.SIGINT)
+    assert server.wait(timeout=15) == 0
+    server.wait_event("server.stopping", timeout=1, signal="SIGINT", drain_seconds=0.0)
+    assert server.named("server.drained") == []
+
+
+def test_ctrl_c_during_the_drain_stops_at_once(spawn, port):
+    server = start_server(spawn, port, WORK_TIME="0", DRAIN_DELAY="60s")
+    server.signal(signal.SIGTERM)
+    server.wait_event("server.stopping", timeout=10)
+    server.signal(signal.SIGINT)
+    assert server.wait(timeout=15) == 0
+    drained = server.wait_event("server.drained", timeout=1, cut_short_by="SIGINT")
+    assert drained["seconds"] < 60
+
+
 def test_sighup_reloads_in_place_and_serves_again(spawn, port):
     server = start_server(spawn, port, WORK_TIME="0")
     server.signal(signal.SIGHUP)
@@ -123,4 +169,17 @@ def test_bad_configuration_exits_2_with_one_json_line(spawn):
         }
     ]
     assert server.non_json == []
+    assert "Traceback" not in server.stderr
+
+
+def test_a_bad_drain_delay_exits_2_with_one_json_line(spawn):
+    server = spawn("hello_server", DRAIN_DELAY="3")
+    assert server.wait(timeout=15) == 2
+    (line,) = server.events
+    assert (line["event"], line["variable"], line["value"]) == (
+        "config.invalid",
+        "DRAIN_DELAY",
+        "3",
+    )
+    assert line["expected"] == "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"
     assert "Traceback" not in server.stderr

@@ -1,18 +1,36 @@
-"""The client's channel: target, load-balancing policy and DNS re-resolution floor."""
+"""The client's channel: target, load balancing, health checking, DNS re-resolution floor."""
 
 from __future__ import annotations
 
 import json
 
 import grpc
+from hellolb.v1 import hello_pb2
 
 from hello_client.config import ClientConfig
 
+# The health name the client watches on each server: the service it calls.
+HEALTH_SERVICE = hello_pb2.DESCRIPTOR.services_by_name["HelloService"].full_name
+
+
+def service_config(config: ClientConfig) -> dict[str, object]:
+    """The channel's service config: the balancing policy, and health checking when asked.
+
+    With health checking, each connection streams the server's health (grpc.health.v1
+    Watch) and round_robin stops picking a server that reports NOT_SERVING, as a draining
+    server does; it picks it again once it says SERVING. pick_first ignores health checking
+    by design (gRFC A17). Through a proxy or a virtual IP every stream reaches one backend,
+    whose health would stand for all the others: turn it off there.
+    """
+    result: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: {}}]}
+    if config.health_check:
+        result["healthCheckConfig"] = {"serviceName": HEALTH_SERVICE}
+    return result
+
 
 def channel_options(config: ClientConfig) -> list[tuple[str, str | int]]:
-    service_config: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: {}}]}
     return [
-        ("grpc.service_config", json.dumps(service_config)),
+        ("grpc.service_config", json.dumps(service_config(config))),
         # Never look up TXT records for a service config: ours is the one above.
         ("grpc.service_config_disable_resolution", 1),
         (

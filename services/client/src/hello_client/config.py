@@ -22,6 +22,7 @@ class ClientConfig:
     client_id: str
     concurrency: int
     lb_policy: str
+    health_check: bool
     rpc_timeout: float
     rpc_retries: int
     dns_min_time_between_resolutions: float
@@ -53,6 +54,7 @@ class ClientConfig:
             client_id=env.first(("CLIENT_ID", "POD_NAME"), socket.gethostname()),
             concurrency=env.integer("CONCURRENCY", 10, minimum=1, maximum=10_000),
             lb_policy=env.choice("LB_POLICY", "round_robin", LB_POLICIES),
+            health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),
             dns_min_time_between_resolutions=env.duration("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", 30.0),

@@ -1,7 +1,12 @@
-"""The client's one retry layer: tenacity, on UNAVAILABLE only.
+"""The client's one retry layer: tenacity, on UNAVAILABLE and CANCELLED.
 
-Calls are retried when the server could not be reached (a connection was closing,
-a server stopping, no address resolved yet), never when it answered with an error.
+A call is retried when no server handled it to the end: UNAVAILABLE (no connection, a
+connection lost, a server refusing new calls, no address resolved yet) and CANCELLED (the
+client never cancels its own calls, so this comes from a server that dropped the call while
+stopping: grpc's server cancels every call it received but had not yet handed to a handler).
+Retrying is safe because Hello is idempotent: a second try can at worst repeat work that
+changes nothing. DEADLINE_EXCEEDED is not retried (the deadline is the call's whole budget),
+nor is any error a server answered with (INVALID_ARGUMENT, INTERNAL, ...).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ class NotServingError(Exception):
     """The health service answered, but not with SERVING."""
 
 
-def is_unavailable(error: BaseException) -> bool:
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.UNAVAILABLE
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
+
+
+def is_retryable(error: BaseException) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() in RETRYABLE
 
 
 def is_startup_failure(error: BaseException) -> bool:
@@ -38,7 +46,7 @@ def is_startup_failure(error: BaseException) -> bool:
 def rpc_retrying(attempts: int) -> AsyncRetrying:
     """Policy for one Hello call: up to ``attempts`` tries, short jittered backoff."""
     return AsyncRetrying(
-        retry=retry_if_exception(is_unavailable),
+        retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(attempts),
         wait=wait_exponential_jitter(multiplier=0.02, max=0.5, jitter=0.02),
         reraise=True,
@@ -49,7 +57,7 @@ class RpcRetry:
     """Runs a call under :func:`rpc_retrying`, paying for tenacity only when a retry is due.
 
     The first try runs bare: tenacity's per-call bookkeeping costs more than the call itself
-    on a fast network. When that try fails with UNAVAILABLE, tenacity takes over as if it
+    on a fast network. When that try fails with a retryable code, tenacity takes over as if it
     had made it: same number of attempts, same backoff before the second one.
     """
 
@@ -61,7 +69,7 @@ class RpcRetry:
         try:
             return await fn()
         except grpc.aio.AioRpcError as error:
-            if self.attempts == 1 or not is_unavailable(error):
+            if self.attempts == 1 or not is_retryable(error):
                 raise
             first_failure: BaseException | None = error
 

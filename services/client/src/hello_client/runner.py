@@ -42,7 +42,7 @@ class Runner:
         self.retry = retry
 
     async def call(self, counter: int) -> bool:
-        """One Hello call, retried on UNAVAILABLE; True when answered. Nothing is raised."""
+        """One Hello call, retried per hello_client.retry; True when answered. Nothing is raised."""
         request = hello_pb2.HelloRequest(client_id=self.config.client_id, counter=counter)
         started = self.clock()
         try:

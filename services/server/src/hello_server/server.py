@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import signal
+from dataclasses import dataclass
 
 import grpc
 import structlog
@@ -74,11 +75,15 @@ class HelloServer:
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
+    async def report_not_serving(self) -> None:
+        """NOT_SERVING on every health name, for good; calls are still served."""
+        await self.health.enter_graceful_shutdown()
+
     async def stop(self, grace: float) -> None:
         """NOT_SERVING first, then refuse new calls and give in-flight calls ``grace`` seconds."""
         if self._server is None:
             return
-        await self.health.enter_graceful_shutdown()
+        await self.report_not_serving()
         await self._server.stop(grace)
         self._server = None
 
@@ -92,30 +97,84 @@ def identity_of(config: ServerConfig) -> ServerIdentity:
     )
 
 
+@dataclass(frozen=True)
+class StopRequest:
+    """What a signal asks the server to do."""
+
+    why: Stop
+    signal: str
+    drain: float
+
+
+def stop_request(sig: signal.Signals, config: ServerConfig) -> StopRequest:
+    """SIGTERM drains first; SIGINT and SIGHUP stop without a drain.
+
+    SIGTERM is how an orchestrator replaces a server, with clients still sending. SIGINT is
+    Ctrl-C at a terminal: whoever presses it wants the server gone now. SIGHUP is the dev
+    loop's reload, sent to every replica at once: draining them together would leave the
+    clients no server to turn to.
+    """
+    if sig == signal.SIGHUP:
+        return StopRequest(Stop.RELOAD, sig.name, 0.0)
+    drain = config.drain_delay if sig == signal.SIGTERM else 0.0
+    return StopRequest(Stop.TERMINATE, sig.name, drain)
+
+
+async def drain(delay: float, signals: asyncio.Queue[signal.Signals]) -> str | None:
+    """Wait ``delay`` seconds while calls are still served.
+
+    A further SIGTERM or SIGINT ends the wait early: its name is returned, else None.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    while (remaining := deadline - loop.time()) > 0:
+        try:
+            sig = await asyncio.wait_for(signals.get(), remaining)
+        except TimeoutError:
+            continue
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            return sig.name
+    return None
+
+
 async def serve(config: ServerConfig) -> Stop:
-    """Run until SIGTERM/SIGINT (stop) or SIGHUP (reload); return which one it was."""
+    """Run until SIGTERM/SIGINT (stop) or SIGHUP (reload); return which one it was.
+
+    Stopping on SIGTERM goes in two steps, because grpc's own stop races with calls that are
+    still arriving: the server cancels every call it has received but not yet handed to a
+    handler, and can lose track of one it was handing over (it then holds it until the grace
+    runs out). So the server first reports NOT_SERVING and keeps serving for the drain delay,
+    long enough for clients that watch its health, and for Kubernetes endpoints, to stop
+    sending; only then does it stop accepting calls and give those in flight the grace.
+    """
     log = structlog.get_logger("hello_server")
     servicer = HelloServicer(identity_of(config), config.work_time, log=log)
     server = HelloServer(config, servicer, log)
     loop = asyncio.get_running_loop()
-    stopped: asyncio.Future[tuple[Stop, str]] = loop.create_future()
-
-    def on_signal(sig: signal.Signals, why: Stop) -> None:
-        if not stopped.done():
-            stopped.set_result((why, sig.name))
-
-    for sig, why in (
-        (signal.SIGTERM, Stop.TERMINATE),
-        (signal.SIGINT, Stop.TERMINATE),
-        (signal.SIGHUP, Stop.RELOAD),
-    ):
-        loop.add_signal_handler(sig, on_signal, sig, why)
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
 
     await server.start()
     log.info("server.started", address=config.bind_address, port=server.port)
-    why, signame = await stopped
+    request = stop_request(await signals.get(), config)
     grace = config.shutdown_grace
-    log.info("server.stopping", signal=signame, reason=why.value, grace_seconds=grace)
+    log.info(
+        "server.stopping",
+        signal=request.signal,
+        reason=request.why.value,
+        drain_seconds=request.drain,
+        grace_seconds=grace,
+    )
+    if request.drain > 0:
+        started = loop.time()
+        await server.report_not_serving()
+        cut_short_by = await drain(request.drain, signals)
+        log.info(
+            "server.drained",
+            seconds=round(loop.time() - started, 3),
+            cut_short_by=cut_short_by,
+        )
     await server.stop(grace)
-    log.info("server.stopped", reason=why.value)
-    return why
+    log.info("server.stopped", reason=request.why.value)
+    return request.why
