@@ -465,3 +465,16 @@ def test_linkerd_injects_its_proxy_as_a_native_sidecar(docs_of, doc):
             "annotations"
         ]
         assert {annotations.get(k) for k in keys} == {"true"}, name
+
+
+def test_the_client_watches_server_health_only_where_it_connects_to_every_server(
+    scenario, docs_of, doc
+):
+    """Health checking follows the client's connections: to each server of a headless Service it
+    tells round_robin which one drains; through a virtual IP or a proxy its one health stream
+    reaches a single server, whose drain would stop the client altogether."""
+    docs = docs_of(scenario)
+    env = env_of(main_container(doc(docs, "Deployment", "client")))
+    host = env["SERVER_ADDRESS"].rpartition("/")[2].split(":")[0].split(".")[0]
+    direct = host == "server" and doc(docs, "Service", "server")["spec"].get("clusterIP") == "None"
+    assert env["HEALTH_CHECK"] == ("true" if direct else "false"), env["SERVER_ADDRESS"]
