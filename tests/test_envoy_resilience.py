@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
-from hellolb_lab import dns, envoy, procs
+from hellolb_lab import dns, envoy, polling, procs
 
 #: A loopback block of its own: the lab's tests use 127.<octet>.81-90 of the same octet.
 OCTET = int(os.environ.get("HELLOLB_LAB_TEST_OCTET", 100 + os.getpid() % 150))
@@ -96,7 +96,7 @@ class Mesh:
             flags = health(self.admin)
             return all((flags.get(ip) == "healthy") is ok for ip, ok in wanted.items())
 
-        procs.wait_until(settled, timeout, f"Envoy to see {wanted}", interval=0.1)
+        polling.wait_until(settled, timeout, f"Envoy to see {wanted}", interval=0.1)
         return time.monotonic() - start
 
 

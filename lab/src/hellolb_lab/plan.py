@@ -177,8 +177,10 @@ class Plan:
 
     def server_names(self) -> list[str]:
         """The DNS names that list the servers: Envoy's clusters, and the client's target when
-        it names the servers (directly, or through the kube-proxy stand-in)."""
-        names = [name for name, _ in envoy.dns_names(dict(self.overlay.envoy_config or {}))]
+        it names the servers (directly, or through the kube-proxy stand-in), as the zone holds
+        them: fully qualified names lose their trailing dot."""
+        config = dict(self.overlay.envoy_config or {})
+        names = [dns.normalize(name) for name, _ in envoy.dns_names(config)]
         if self.target.front is Front.KUBE_PROXY:
             names.append(self.endpoints_name)
         elif self.target.front is Front.SERVERS and self.target.name is not None:
