@@ -62,7 +62,7 @@ stress: setup ## SIGTERM servers under load, a core kept busy; lost calls (SIGTE
 	$(RUN) pytest services/client/tests/test_sigterm_stress.py -q -s -p no:cacheprovider \
 	  --sigterms=$(or $(SIGTERMS),100) --busy-cores=1 --timeout=1800
 
-## Kubernetes (needs docker, kind, kubectl, skaffold; see README)
+## Kubernetes (needs docker, kind, kubectl, skaffold; see docs/cluster.md)
 
 .PHONY: kind-up
 kind-up: ## Create the local Kind cluster
@@ -108,5 +108,5 @@ lab-bench: setup ## Measure balance, time to new servers and latency per scenari
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
 
 .PHONY: watch
-watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -n X | make watch SCENARIO=X
+watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -c client -n grpc-lb-X | make watch SCENARIO=X
 	$(RUN) hellolb-lab watch --scenario $(SCENARIO) $(LAB_ARGS)
