@@ -22,10 +22,33 @@ def service_config(config: ClientConfig) -> dict[str, object]:
     by design (gRFC A17). Through a proxy or a virtual IP every stream reaches one backend,
     whose health would stand for all the others: turn it off there.
     """
-    result: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: {}}]}
+    result: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: policy_config(config)}]}
     if config.health_check:
         result["healthCheckConfig"] = {"serviceName": HEALTH_SERVICE}
     return result
+
+
+def policy_config(config: ClientConfig) -> dict[str, object]:
+    """The settings of the balancing policy: only weighted_round_robin has any here.
+
+    weighted_round_robin (gRFC A58) weighs each server by the ORCA load reports its answers
+    carry, recomputing the weights every ``weightUpdatePeriod``; a server's weight counts only
+    once it has reported for ``blackoutPeriod``, and until two servers have weights it behaves
+    as round_robin. ``errorUtilizationPenalty`` raises the utilization of a server that
+    answers with errors, in proportion to its error rate.
+    """
+    if config.lb_policy != "weighted_round_robin":
+        return {}
+    return {
+        "blackoutPeriod": proto_duration(config.wrr_blackout_period),
+        "weightUpdatePeriod": proto_duration(config.wrr_weight_update_period),
+        "errorUtilizationPenalty": config.wrr_error_utilization_penalty,
+    }
+
+
+def proto_duration(seconds: float) -> str:
+    """A duration in the JSON form of google.protobuf.Duration: ``"1.5s"``."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def channel_options(config: ClientConfig) -> list[tuple[str, str | int]]:

@@ -7,21 +7,31 @@ import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from hellolb import ticks
 from hellolb.config import ConfigError, Env
 from hellolb.logsetup import FORMATS, LEVELS
 
 from hello_client.target import TARGET_HELP, is_valid_target
 from hello_client.xds import XdsSettings, xds_settings
 
-LB_POLICIES = ("round_robin", "pick_first")
+LB_POLICIES = ("round_robin", "pick_first", "weighted_round_robin")
+
+#: What the client sends. ``rounds``: CONCURRENCY calls at once, then wait for all of them.
+#: ``closed_loop``: CONCURRENCY callers, each calling again as soon as it is answered.
+#: ``streams``: CONCURRENCY Ticks streams kept open, a new one opened when one ends.
+MODES = ("rounds", "closed_loop", "streams")
 
 
 @dataclass(frozen=True)
 class ClientConfig:
     server_address: str
     client_id: str
+    mode: str
     concurrency: int
     lb_policy: str
+    wrr_blackout_period: float
+    wrr_weight_update_period: float
+    wrr_error_utilization_penalty: float
     health_check: bool
     rpc_timeout: float
     rpc_retries: int
@@ -31,6 +41,7 @@ class ClientConfig:
     max_rounds: int
     max_duration: float
     startup_timeout: float
+    tick_interval: float
     log_responses: bool
     pod_ip: str
     node_name: str
@@ -52,8 +63,15 @@ class ClientConfig:
         return cls(
             server_address=address,
             client_id=env.first(("CLIENT_ID", "POD_NAME"), socket.gethostname()),
+            mode=env.choice("CLIENT_MODE", "rounds", MODES),
             concurrency=env.integer("CONCURRENCY", 10, minimum=1, maximum=10_000),
             lb_policy=env.choice("LB_POLICY", "round_robin", LB_POLICIES),
+            # gRPC's own defaults (gRFC A58); it raises a weight update period under 100ms.
+            wrr_blackout_period=env.duration("WRR_BLACKOUT_PERIOD", 10.0),
+            wrr_weight_update_period=env.duration("WRR_WEIGHT_UPDATE_PERIOD", 1.0, minimum=0.1),
+            wrr_error_utilization_penalty=env.number(
+                "WRR_ERROR_UTILIZATION_PENALTY", 1.0, minimum=0, maximum=1000
+            ),
             health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),
@@ -63,6 +81,12 @@ class ClientConfig:
             max_rounds=env.integer("MAX_ROUNDS", 0, minimum=0),
             max_duration=env.duration("MAX_DURATION", 0.0),
             startup_timeout=env.duration("STARTUP_TIMEOUT", 60.0, minimum=0.001),
+            tick_interval=env.duration(
+                "TICK_INTERVAL",
+                ticks.DEFAULT_INTERVAL_MS / 1000,
+                minimum=ticks.MIN_INTERVAL_MS / 1000,
+                maximum=ticks.MAX_INTERVAL_MS / 1000,
+            ),
             log_responses=env.boolean("LOG_RESPONSES", True),
             pod_ip=env.string("POD_IP", ""),
             node_name=env.string("NODE_NAME", ""),

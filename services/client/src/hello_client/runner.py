@@ -1,4 +1,5 @@
-"""The client loop: rounds of concurrent calls, a log line per answer, periodic summaries."""
+"""The default client loop: rounds of concurrent calls, a log line per answer, periodic
+summaries. The one call it makes is also what the closed-loop callers make."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hello_client import events
 from hello_client.config import ClientConfig
 from hello_client.retry import RpcRetry
 from hello_client.stats import Stats
+from hello_client.summaries import summaries, wait
 
 CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
 # When a whole round fails (no server reachable), pause before the next one, doubling
@@ -101,10 +103,9 @@ class Runner:
     async def run(self, stopping: asyncio.Event) -> str:
         """Loop until ``stopping`` is set or a bound is reached; return why it ended."""
         started = self.clock()
-        reporter = asyncio.create_task(self._report_every_interval(stopping))
         first_pause, last_pause = FAILED_ROUND_PAUSE
         pause = first_pause
-        try:
+        async with summaries(self.stats.summary, self.config.summary_interval, stopping, self.log):
             while not stopping.is_set():
                 reached = self._bound_reached(started)
                 if reached:
@@ -112,26 +113,8 @@ class Runner:
                 if await self.round():
                     pause = first_pause
                     if self.config.round_interval > 0:
-                        await _wait(stopping, self.config.round_interval)
+                        await wait(stopping, self.config.round_interval)
                 else:
-                    await _wait(stopping, max(pause, self.config.round_interval))
+                    await wait(stopping, max(pause, self.config.round_interval))
                     pause = min(pause * 2, last_pause)
             return "signal"
-        finally:
-            reporter.cancel()
-            self.log.info(events.SUMMARY, **self.stats.summary(final=True))
-
-    async def _report_every_interval(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            if await _wait(stopping, self.config.summary_interval):
-                return
-            self.log.info(events.SUMMARY, **self.stats.summary())
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True when it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True
