@@ -53,3 +53,33 @@ def test_weighted_round_robin_gets_its_periods_and_penalty():
 )
 def test_durations_take_the_json_form_of_protobuf(seconds, text):
     assert proto_duration(seconds) == text
+
+
+def test_outlier_detection_wraps_the_chosen_policy():
+    config = service_config(
+        LB_POLICY="round_robin",
+        OUTLIER_DETECTION="true",
+        OUTLIER_INTERVAL="500ms",
+        OUTLIER_EJECTION_TIME="20s",
+        OUTLIER_FAILURE_PERCENTAGE="50",
+        OUTLIER_MIN_CALLS="5",
+    )
+    assert config["loadBalancingConfig"] == [
+        {
+            "outlier_detection_experimental": {
+                "interval": "0.5s",
+                "baseEjectionTime": "20s",
+                "failurePercentageEjection": {
+                    "threshold": 50,
+                    "enforcementPercentage": 100,
+                    "minimumHosts": 2,
+                    "requestVolume": 5,
+                },
+                "childPolicy": [{"round_robin": {}}],
+            }
+        }
+    ]
+
+
+def test_no_outlier_detection_unless_asked():
+    assert service_config()["loadBalancingConfig"] == [{"round_robin": {}}]

@@ -19,6 +19,9 @@ def test_defaults():
     assert config.tick_interval == 1.0
     assert (config.wrr_blackout_period, config.wrr_weight_update_period) == (10.0, 1.0)
     assert config.wrr_error_utilization_penalty == 1.0
+    assert config.outlier_detection is False
+    assert (config.outlier_interval, config.outlier_ejection_time) == (10.0, 30.0)
+    assert (config.outlier_failure_percentage, config.outlier_min_calls) == (85, 50)
 
 
 @pytest.mark.parametrize("mode", ["rounds", "closed_loop", "streams", "Streams"])
@@ -119,6 +122,12 @@ def test_malformed_targets(target):
         ("WRR_WEIGHT_UPDATE_PERIOD", "50ms", "at least 100ms"),
         ("WRR_ERROR_UTILIZATION_PENALTY", "-1", "a number from 0 to 1000"),
         ("WRR_ERROR_UTILIZATION_PENALTY", "high", "a number from 0 to 1000"),
+        ("OUTLIER_DETECTION", "perhaps", "true or false"),
+        ("OUTLIER_INTERVAL", "0", "at least 1ms"),
+        ("OUTLIER_EJECTION_TIME", "30", "a duration"),
+        ("OUTLIER_FAILURE_PERCENTAGE", "0", "a whole number from 1 to 100"),
+        ("OUTLIER_FAILURE_PERCENTAGE", "101", "a whole number from 1 to 100"),
+        ("OUTLIER_MIN_CALLS", "0", "a whole number from 1 to 1000000"),
         ("RPC_TIMEOUT", "-1s", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
         ("RPC_TIMEOUT", "0", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
         ("RPC_TIMEOUT", "5", "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"),
@@ -149,6 +158,11 @@ NEW_SETTINGS = {
     "WRR_BLACKOUT_PERIOD": ("10", "a duration"),
     "WRR_WEIGHT_UPDATE_PERIOD": ("10ms", "a duration"),
     "WRR_ERROR_UTILIZATION_PENALTY": ("1e3", "a number from 0 to 1000"),
+    "OUTLIER_DETECTION": ("enabled", "true or false"),
+    "OUTLIER_INTERVAL": ("10", "a duration"),
+    "OUTLIER_EJECTION_TIME": ("-1s", "a duration"),
+    "OUTLIER_FAILURE_PERCENTAGE": ("85%", "a whole number from 1 to 100"),
+    "OUTLIER_MIN_CALLS": ("many", "a whole number from 1 to 1000000"),
 }
 
 

@@ -122,3 +122,36 @@ def test_weighted_round_robin_moves_calls_off_the_server_that_reports_more_load(
         # No reports, no weights: weighted_round_robin is round_robin.
         assert share > 0.25, windows[-1]
     assert final_summary(client)["errors_total_count"] == 0
+
+
+@pytest.mark.parametrize("outlier_detection", ["true", "false"])
+def test_outlier_detection_ejects_a_server_that_fails_fast(spawn, port_on, outlier_detection):
+    port = port_on(HOSTS[0])
+    # INTERNAL is not retried: every call the failing server takes is an error the client sees.
+    start_servers(
+        spawn, port, {"FAULT_ERROR_RATE": "1", "FAULT_ERROR_CODE": "INTERNAL"}, WORK_TIME="5ms"
+    )
+    client = spawn(
+        "hello_client",
+        SERVER_ADDRESS=target(port),
+        CLIENT_MODE="closed_loop",
+        CONCURRENCY="6",
+        OUTLIER_DETECTION=outlier_detection,
+        OUTLIER_INTERVAL="200ms",
+        OUTLIER_FAILURE_PERCENTAGE="50",
+        OUTLIER_MIN_CALLS="5",
+        SUMMARY_INTERVAL="1s",
+        MAX_DURATION="3s",
+        LOG_RESPONSES="false",
+    )
+    assert client.wait(timeout=60) == 0
+    windows = [s for s in client.named(events.SUMMARY) if not s["final"]]
+    last = windows[-1]
+    summary = final_summary(client)
+    if outlier_detection == "true":
+        # Ejected within an interval or two: a handful of errors, then none.
+        assert last["errors_window"] == {}
+        assert summary["errors_total_count"] < 0.05 * summary["answers_total"]
+    else:
+        # Failing fast, it keeps its share of the calls for good.
+        assert last["errors_window"].get("INTERNAL", 0) > 0.2 * last["answers_window"]

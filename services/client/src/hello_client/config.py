@@ -32,6 +32,11 @@ class ClientConfig:
     wrr_blackout_period: float
     wrr_weight_update_period: float
     wrr_error_utilization_penalty: float
+    outlier_detection: bool
+    outlier_interval: float
+    outlier_ejection_time: float
+    outlier_failure_percentage: int
+    outlier_min_calls: int
     health_check: bool
     rpc_timeout: float
     rpc_retries: int
@@ -72,6 +77,15 @@ class ClientConfig:
             wrr_error_utilization_penalty=env.number(
                 "WRR_ERROR_UTILIZATION_PENALTY", 1.0, minimum=0, maximum=1000
             ),
+            outlier_detection=env.boolean("OUTLIER_DETECTION", False),
+            # gRPC's defaults (gRFC A50) for the interval and the ejection time; the failure
+            # percentage and request volume are Envoy's defaults for the same ejection.
+            outlier_interval=env.duration("OUTLIER_INTERVAL", 10.0, minimum=0.001),
+            outlier_ejection_time=env.duration("OUTLIER_EJECTION_TIME", 30.0, minimum=0.001),
+            outlier_failure_percentage=env.integer(
+                "OUTLIER_FAILURE_PERCENTAGE", 85, minimum=1, maximum=100
+            ),
+            outlier_min_calls=env.integer("OUTLIER_MIN_CALLS", 50, minimum=1, maximum=1_000_000),
             health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),
