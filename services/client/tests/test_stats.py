@@ -124,3 +124,14 @@ def test_a_reservoir_keeps_everything_until_full():
         reservoir.add(float(value))
     assert len(reservoir.values) == 3
     assert reservoir.seen == 102
+
+
+def test_errors_are_counted_per_server_when_the_server_named_itself():
+    stats = Stats(clock=Clock())
+    stats.error("INTERNAL", "s3")
+    stats.error("INTERNAL", "s3")
+    stats.error("UNAVAILABLE")
+    summary = stats.summary()
+    assert summary["errors_window"] == {"INTERNAL": 2, "UNAVAILABLE": 1}
+    assert summary["errors_by_server_window"] == {"s3": 2}
+    assert stats.summary()["errors_by_server_total"] == {"s3": 2}

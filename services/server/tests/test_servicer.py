@@ -13,7 +13,7 @@ from hello_server.faults import Faults
 from hello_server.orca import LoadMeter
 from hello_server.servicer import MAX_CLIENT_ID_LENGTH, HelloServicer, ServerIdentity
 from hello_server.streams import OpenStreams
-from hellolb import ticks
+from hellolb import ticks, trailers
 from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
@@ -241,11 +241,12 @@ def test_a_failing_server_answers_its_code_at_its_rate(logs):
                 await stub.Hello(hello_pb2.HelloRequest(client_id="c", counter=n))
                 codes.append("OK")
             except grpc.aio.AioRpcError as error:
-                codes.append(error.code().name)
+                # An error has no response: the trailer says which server sent it.
+                codes.append((error.code().name, error.trailing_metadata()[trailers.SERVER_ID_KEY]))
         return codes
 
-    codes = serve(HelloServicer(IDENTITY, 0, faults=faults), scenario)
-    assert codes == ["OK", "RESOURCE_EXHAUSTED"] * 3
+    codes = serve(HelloServicer(IDENTITY, 0, faults=faults, load=LoadMeter()), scenario)
+    assert codes == ["OK", ("RESOURCE_EXHAUSTED", "server-1")] * 3
     faulted = [
         e for e in map(json.loads, logs.getvalue().splitlines()) if e["event"] == "rpc.faulted"
     ]
@@ -296,4 +297,8 @@ def test_a_grpc_caller_gets_its_answers_as_usual_and_never_sees_the_orca_trailer
             await asyncio.sleep(0.11)  # past the meter's refresh: a non-empty report
         return seen
 
-    assert serve(servicer, scenario) == [("OK", {}), ("OK", {}), ("INVALID_ARGUMENT", {})]
+    assert serve(servicer, scenario) == [
+        ("OK", {}),
+        ("OK", {}),
+        ("INVALID_ARGUMENT", {trailers.SERVER_ID_KEY: "server-1"}),
+    ]

@@ -4,11 +4,13 @@ summaries. The one call it makes is also what the closed-loop callers make."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
 import grpc
 import structlog
+from hellolb import trailers
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 from hello_client import events
@@ -21,6 +23,13 @@ CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
 # When a whole round fails (no server reachable), pause before the next one, doubling
 # from the first to the last value, so an outage does not turn into a busy loop.
 FAILED_ROUND_PAUSE = (0.1, 2.0)
+
+
+def failed_by(error: grpc.aio.AioRpcError) -> str | None:
+    """The server that answered with ``error``, when it said so (None for an error that no
+    server of ours sent: no connection, a deadline, a proxy's own answer)."""
+    value = (error.trailing_metadata() or {}).get(trailers.SERVER_ID_KEY)
+    return value if isinstance(value, str) else None
 
 
 class Runner:
@@ -42,6 +51,9 @@ class Runner:
         self.clock = clock
         self.counter = 0
         self.retry = retry
+        # When the latest answer arrived, whichever call it was: a caller that failed can tell
+        # an outage (nothing answered for a while) from one failing server among healthy ones.
+        self.last_answer = -math.inf
 
     async def call(self, counter: int) -> bool:
         """One Hello call, retried per hello_client.retry; True when answered. Nothing is raised."""
@@ -53,20 +65,23 @@ class Runner:
             )
         except grpc.aio.AioRpcError as error:
             latency = self.clock() - started
-            self.stats.error(error.code().name)
+            server_id = failed_by(error)
+            self.stats.error(error.code().name, server_id)
             self.log.warning(
                 events.ERROR,
                 counter=counter,
                 code=error.code().name,
                 details=error.details(),
                 latency_ms=round(latency * 1000, 3),
+                server_id=server_id,
             )
             return False
         except Exception:
             self.stats.error(CLIENT_EXCEPTION)
             self.log.exception(events.EXCEPTION, counter=counter)
             return False
-        latency = self.clock() - started
+        self.last_answer = self.clock()
+        latency = self.last_answer - started
         self.stats.answer(response.server_id, latency)
         if self.config.log_responses:
             self.log.info(

@@ -75,6 +75,7 @@ class Stats:
         self.mode = mode
         self.by_server_total: Counter[str] = Counter()
         self.errors_total: Counter[str] = Counter()
+        self.errors_by_server_total: Counter[str] = Counter()
         self.rounds_total = 0
         self._latencies_total = Reservoir(max_samples, self._rng)
         self._start_window()
@@ -83,6 +84,7 @@ class Stats:
         self.window_started = self._clock()
         self.by_server_window: Counter[str] = Counter()
         self.errors_window: Counter[str] = Counter()
+        self.errors_by_server_window: Counter[str] = Counter()
         self._latencies = Reservoir(self._max_samples, self._rng)
 
     def answer(self, server_id: str, latency_seconds: float) -> None:
@@ -99,9 +101,13 @@ class Stats:
         self._latencies.add(seconds)
         self._latencies_total.add(seconds)
 
-    def error(self, code: str) -> None:
+    def error(self, code: str, server_id: str | None = None) -> None:
+        """One failed call; ``server_id`` when the server that failed it named itself."""
         self.errors_window[code] += 1
         self.errors_total[code] += 1
+        if server_id is not None:
+            self.errors_by_server_window[server_id] += 1
+            self.errors_by_server_total[server_id] += 1
 
     def round_done(self) -> None:
         self.rounds_total += 1
@@ -124,6 +130,8 @@ class Stats:
             "errors_window": dict(sorted(self.errors_window.items())),
             "errors_total": dict(sorted(self.errors_total.items())),
             "errors_total_count": sum(self.errors_total.values()),
+            "errors_by_server_window": dict(sorted(self.errors_by_server_window.items())),
+            "errors_by_server_total": dict(sorted(self.errors_by_server_total.items())),
             "servers_window": len(self.by_server_window),
             "servers_total": len(self.by_server_total),
             **self._latencies.percentiles_ms(),

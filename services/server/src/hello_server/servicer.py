@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from hellolb import ticks
+from hellolb import ticks, trailers
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 from hello_server.faults import FaultPlan, Faults
@@ -79,7 +79,7 @@ def guarded(handler: Handler) -> Handler:
             raise
         except Exception:
             self.log.exception("rpc.failed", method=handler.__name__, peer=context.peer())
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            await self._refuse(context, grpc.StatusCode.INTERNAL, "internal error")
 
     return wrapper  # type: ignore[return-value]
 
@@ -104,6 +104,16 @@ class HelloServicer(hello_pb2_grpc.HelloServiceServicer):
         self.load = load
         self.streams = streams or OpenStreams()
 
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext, code: grpc.StatusCode, details: str
+    ) -> None:
+        """Abort with ``code``, naming this server in the trailer (with the load report, if
+        any, which an explicit trailer would otherwise replace)."""
+        metadata = self.load.trailer() if self.load is not None else ()
+        await context.abort(
+            code, details, (*metadata, (trailers.SERVER_ID_KEY, self.identity.server_id))
+        )
+
     async def _inject_error(
         self, context: grpc.aio.ServicerContext, method: str, peer: str, **call: object
     ) -> None:
@@ -117,7 +127,7 @@ class HelloServicer(hello_pb2_grpc.HelloServiceServicer):
                 call=self.fault_plan.calls,
                 **call,
             )
-            await context.abort(self.faults.status, "injected fault")
+            await self._refuse(context, self.faults.status, "injected fault")
 
     @guarded
     async def Hello(  # noqa: N802 - the RPC's name, as generated
@@ -138,7 +148,7 @@ class HelloServicer(hello_pb2_grpc.HelloServiceServicer):
             self.log.warning(
                 "rpc.invalid", reason=reason, peer=peer, client_id=request.client_id[:64]
             )
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
         await self._inject_error(
             context, "Hello", peer, client_id=request.client_id, counter=request.counter
         )
@@ -177,7 +187,7 @@ class HelloServicer(hello_pb2_grpc.HelloServiceServicer):
             self.log.warning(
                 "rpc.invalid", reason=reason, peer=peer, client_id=request.client_id[:64]
             )
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
         await self._inject_error(
             context, "Ticks", peer, client_id=request.client_id, stream=request.stream
         )
