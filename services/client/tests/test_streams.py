@@ -58,7 +58,7 @@ def final_summary(client):
 
 def test_streams_on_a_draining_server_end_ok_and_reopen_elsewhere_with_no_error(spawn, port_on):
     port = port_on(HOSTS[0])
-    servers = start_servers(spawn, port, DRAIN_DELAY="1s")
+    servers = start_servers(spawn, port, DRAIN_DELAY="500ms")
     client = stream_client(spawn, port, CONCURRENCY="6")
     first = opened(client, 6)
     where = Counter(e["server_id"] for e in first)
@@ -89,9 +89,9 @@ def test_streams_on_a_draining_server_end_ok_and_reopen_elsewhere_with_no_error(
 
 def test_max_connection_age_plus_grace_cuts_streams_with_unavailable(spawn, port_on):
     port = port_on(HOSTS[0])
-    age, grace = 1.0, 1.0
+    age, grace = 0.6, 0.6
     start_servers(
-        spawn, port, hosts=HOSTS[:1], MAX_CONNECTION_AGE="1s", MAX_CONNECTION_AGE_GRACE="1s"
+        spawn, port, hosts=HOSTS[:1], MAX_CONNECTION_AGE="600ms", MAX_CONNECTION_AGE_GRACE="600ms"
     )
     client = stream_client(spawn, port, hosts=HOSTS[:1], CONCURRENCY="2", LOG_RESPONSES="true")
     client.wait_for(
@@ -118,7 +118,7 @@ def test_max_connection_age_plus_grace_cuts_streams_with_unavailable(spawn, port
 def test_without_a_grace_the_goaway_alone_ends_no_stream(spawn, port_on):
     port = port_on(HOSTS[0])
     start_servers(spawn, port, hosts=HOSTS[:1], MAX_CONNECTION_AGE="300ms")
-    client = stream_client(spawn, port, hosts=HOSTS[:1], CONCURRENCY="2", MAX_DURATION="2s")
+    client = stream_client(spawn, port, hosts=HOSTS[:1], CONCURRENCY="2", MAX_DURATION="1.5s")
     assert client.wait(timeout=30) == 0
     summary = final_summary(client)
     assert summary["stream_ends_total"] == {}

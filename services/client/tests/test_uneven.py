@@ -10,6 +10,7 @@ from hello_client import events
 pytestmark = pytest.mark.slow
 
 HOSTS = ("127.0.6.1", "127.0.6.2", "127.0.6.3")
+OTHER_HOSTS = ("127.0.6.4", "127.0.6.5", "127.0.6.6")
 SLOW = "s3"
 
 
@@ -94,67 +95,75 @@ def test_a_failing_server_fails_its_share_of_calls_with_its_code(spawn, port_on)
     assert {e["code"] for e in faulted} == {"RESOURCE_EXHAUSTED"}
 
 
-@pytest.mark.parametrize("orca", ["true", "false"])
-def test_weighted_round_robin_moves_calls_off_the_server_that_reports_more_load(
-    spawn, port_on, orca
-):
-    port = port_on(HOSTS[0])
-    # 10x slower: at the same call rate it reports 10x the utilization, so a tenth the weight.
-    start_servers(spawn, port, {"FAULT_LATENCY": "90ms"}, WORK_TIME="10ms", ORCA_REPORTS=orca)
-    client = spawn(
-        "hello_client",
-        SERVER_ADDRESS=target(port),
-        CLIENT_MODE="closed_loop",
-        CONCURRENCY="6",
-        LB_POLICY="weighted_round_robin",
-        WRR_BLACKOUT_PERIOD="0",
-        WRR_WEIGHT_UPDATE_PERIOD="100ms",
-        SUMMARY_INTERVAL="500ms",
-        MAX_DURATION="2.5s",
-        LOG_RESPONSES="false",
-    )
-    assert client.wait(timeout=60) == 0
+def last_full_window(client):
     windows = [s for s in client.named(events.SUMMARY) if not s["final"]]
     assert len(windows) >= 3
+    return windows[-1]
+
+
+def test_weighted_round_robin_moves_calls_off_the_server_that_reports_more_load(spawn, port_on):
+    # Two fleets at once, the same but for the load reports: each has one server 10x slower,
+    # which at the same call rate reports 10x the utilization, so a tenth the weight.
+    port = port_on(HOSTS[0])
+    clients = {}
+    for orca, hosts in (("true", HOSTS), ("false", OTHER_HOSTS)):
+        start_servers(
+            spawn, port, {"FAULT_LATENCY": "90ms"}, hosts, WORK_TIME="10ms", ORCA_REPORTS=orca
+        )
+        clients[orca] = spawn(
+            "hello_client",
+            SERVER_ADDRESS=target(port, hosts),
+            CLIENT_MODE="closed_loop",
+            CONCURRENCY="6",
+            LB_POLICY="weighted_round_robin",
+            WRR_BLACKOUT_PERIOD="0",
+            WRR_WEIGHT_UPDATE_PERIOD="100ms",
+            SUMMARY_INTERVAL="500ms",
+            MAX_DURATION="2.5s",
+            LOG_RESPONSES="false",
+        )
+    for client in clients.values():
+        assert client.wait(timeout=60) == 0
+        assert final_summary(client)["errors_total_count"] == 0
     # The last full window, once the weights have settled.
-    share = windows[-1]["share_by_server_window"].get(SLOW, 0.0)
-    if orca == "true":
-        assert share < 0.2, windows[-1]
-    else:
-        # No reports, no weights: weighted_round_robin is round_robin.
-        assert share > 0.25, windows[-1]
-    assert final_summary(client)["errors_total_count"] == 0
+    weighted = last_full_window(clients["true"])
+    assert weighted["share_by_server_window"].get(SLOW, 0.0) < 0.2, weighted
+    # No reports, no weights: weighted_round_robin is round_robin.
+    even = last_full_window(clients["false"])
+    assert even["share_by_server_window"][SLOW] > 0.25, even
 
 
-@pytest.mark.parametrize("outlier_detection", ["true", "false"])
-def test_outlier_detection_ejects_a_server_that_fails_fast(spawn, port_on, outlier_detection):
+def test_outlier_detection_ejects_a_server_that_fails_fast(spawn, port_on):
     port = port_on(HOSTS[0])
     # INTERNAL is not retried: every call the failing server takes is an error the client sees.
     start_servers(
         spawn, port, {"FAULT_ERROR_RATE": "1", "FAULT_ERROR_CODE": "INTERNAL"}, WORK_TIME="5ms"
     )
-    client = spawn(
-        "hello_client",
-        SERVER_ADDRESS=target(port),
-        CLIENT_MODE="closed_loop",
-        CONCURRENCY="6",
-        OUTLIER_DETECTION=outlier_detection,
-        OUTLIER_INTERVAL="200ms",
-        OUTLIER_FAILURE_PERCENTAGE="50",
-        OUTLIER_MIN_CALLS="5",
-        SUMMARY_INTERVAL="500ms",
-        MAX_DURATION="2s",
-        LOG_RESPONSES="false",
-    )
-    assert client.wait(timeout=60) == 0
-    windows = [s for s in client.named(events.SUMMARY) if not s["final"]]
-    last = windows[-1]
-    summary = final_summary(client)
-    if outlier_detection == "true":
-        # Ejected within an interval or two: a handful of errors, then none.
-        assert last["errors_window"] == {}
-        assert summary["errors_total_count"] < 0.05 * summary["answers_total"]
-    else:
-        # Failing fast, it keeps its share of the calls for good, and the callers keep going.
-        assert last["errors_by_server_window"] == {SLOW: last["errors_window"]["INTERNAL"]}
-        assert last["errors_window"]["INTERNAL"] > 0.3 * last["answers_window"] > 0
+    clients = {
+        detection: spawn(
+            "hello_client",
+            SERVER_ADDRESS=target(port),
+            CLIENT_MODE="closed_loop",
+            CONCURRENCY="6",
+            OUTLIER_DETECTION=detection,
+            OUTLIER_INTERVAL="200ms",
+            OUTLIER_FAILURE_PERCENTAGE="50",
+            OUTLIER_MIN_CALLS="5",
+            SUMMARY_INTERVAL="500ms",
+            MAX_DURATION="2s",
+            LOG_RESPONSES="false",
+        )
+        for detection in ("true", "false")
+    }
+    for client in clients.values():
+        assert client.wait(timeout=60) == 0
+    # Ejected within an interval or two: a handful of errors, then none.
+    ejecting = last_full_window(clients["true"])
+    assert ejecting["errors_window"] == {}
+    summary = final_summary(clients["true"])
+    assert summary["errors_total_count"] < 0.05 * summary["answers_total"]
+    # Without it, failing fast, the server keeps its share of the calls for good, and the
+    # callers keep going.
+    failing = last_full_window(clients["false"])
+    assert failing["errors_by_server_window"] == {SLOW: failing["errors_window"]["INTERNAL"]}
+    assert failing["errors_window"]["INTERNAL"] > 0.3 * failing["answers_window"] > 0
