@@ -166,3 +166,29 @@ def test_a_slot_backs_off_when_its_server_is_gone(spawn, port_on):
     cut = [e for e in client.named(events.STREAM_ENDED) if e["ticks"] > 0 and not e["by_client"]]
     assert len(cut) == 2
     assert not any(e["error"] for e in cut)
+
+
+def test_a_server_that_refuses_streams_costs_an_error_per_open_and_a_pause_after_each(
+    spawn, port_on
+):
+    port = port_on(HOSTS[0])
+    start_servers(
+        spawn,
+        port,
+        hosts=HOSTS[:1],
+        FAULT_ERROR_RATE="1",
+        FAULT_ERROR_CODE="RESOURCE_EXHAUSTED",
+    )
+    client = stream_client(spawn, port, hosts=HOSTS[:1], CONCURRENCY="1")
+    client.wait_for(lambda e: len(client.named(events.STREAM_ENDED)) >= 3, timeout=15)
+    client.signal(signal.SIGTERM)
+    assert client.wait(timeout=15) == 0
+    ends = [e for e in client.named(events.STREAM_ENDED) if not e["by_client"]]
+    # Not a code to retry: each refused open is an error, named after the server that refused.
+    assert {(e["code"], e["server_id"], e["ticks"], e["error"]) for e in ends} == {
+        ("RESOURCE_EXHAUSTED", "s1", 0, True)
+    }
+    gaps = [wall(b) - wall(a) for a, b in itertools.pairwise(ends)]
+    assert all(gap >= 0.1 * 2**n - 0.01 for n, gap in enumerate(gaps[:3])), gaps
+    summary = final_summary(client)
+    assert summary["errors_by_server_total"] == {"s1": len(ends)}

@@ -33,7 +33,7 @@ from hellolb.v1 import hello_pb2, hello_pb2_grpc
 from hello_client import events
 from hello_client.config import ClientConfig
 from hello_client.retry import RETRYABLE
-from hello_client.runner import FAILED_ROUND_PAUSE
+from hello_client.runner import CLIENT_EXCEPTION, FAILED_ROUND_PAUSE, failed_by
 from hello_client.stats import Stats
 from hello_client.streamstats import StreamStats
 from hello_client.summaries import summaries, wait
@@ -49,6 +49,8 @@ class Stream:
     number: int
     opened: float
     server_id: str | None = None
+    # The server that refused the stream before any tick, when it named itself.
+    refused_by: str | None = None
     ticks: int = 0
     code: str = "OK"
     details: str = ""
@@ -108,7 +110,14 @@ class StreamLoop:
         last_end: float | None = None
         while not self._halt.is_set():
             self.numbers += 1
-            stream = await self._stream(slot, self.numbers, last_end)
+            try:
+                stream = await self._stream(slot, self.numbers, last_end)
+            except Exception:
+                # A bug, not a gRPC error: logged with its traceback; the slot goes on.
+                self.stats.error(CLIENT_EXCEPTION)
+                self.log.exception(events.EXCEPTION, stream=self.numbers, slot=slot)
+                await wait(self._halt, last_pause)
+                continue
             if stream.by_client:
                 self._log_end(stream, error=False)
                 return
@@ -124,7 +133,7 @@ class StreamLoop:
             else:
                 error = stream.code != "OK"
             if error:
-                self.stats.error(stream.code)
+                self.stats.error(stream.code, stream.server_id or stream.refused_by)
             self._log_end(stream, error)
             if not stream.ticks:
                 await wait(self._halt, pause)
@@ -167,6 +176,7 @@ class StreamLoop:
         except grpc.aio.AioRpcError as error:
             stream.code, stream.details = error.code().name, error.details() or ""
             stream.end_reason = _end_reason(error.trailing_metadata())
+            stream.refused_by = failed_by(error)
             return stream
         finally:
             halted.cancel()
@@ -215,7 +225,7 @@ class StreamLoop:
             events.STREAM_ENDED,
             stream=stream.number,
             slot=stream.slot,
-            server_id=stream.server_id,
+            server_id=stream.server_id or stream.refused_by,
             code=stream.code,
             details=stream.details,
             end_reason=stream.end_reason,
