@@ -225,15 +225,18 @@ async def _serve_async(servicer, scenario):
 
 
 def test_a_stream_the_caller_cancels_is_logged_as_cancelled(logs):
+    streams = OpenStreams()
+
     async def scenario(stub):
-        call = stub.Ticks(hello_pb2.TicksRequest(client_id="c", stream=2, interval_ms=10))
+        # A long interval: the cancel reaches the server while it waits for the second tick.
+        call = stub.Ticks(hello_pb2.TicksRequest(client_id="c", stream=2, interval_ms=60_000))
         await call.read()
         call.cancel()
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(streams.none_open(), 10)
 
-    serve(HelloServicer(IDENTITY, 0), scenario)
-    (ended,) = [e for e in rpc_lines(logs) if e["event"] == "rpc.stream_ended"]
-    assert (ended["stream"], ended["end"], ended["ticks"]) == (2, "cancelled", 1)
+    serve(HelloServicer(IDENTITY, 0, streams=streams), scenario)
+    (line,) = [e for e in rpc_lines(logs) if e["event"] == "rpc.stream_ended"]
+    assert (line["stream"], line["end"], line["ticks"]) == (2, "cancelled", 1)
 
 
 def test_a_failing_server_answers_its_code_at_its_rate(logs):

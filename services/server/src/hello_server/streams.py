@@ -47,6 +47,10 @@ class OpenStreams:
             return False
         return True
 
+    async def none_open(self) -> None:
+        """Return once no stream is open."""
+        await self._none_open.wait()
+
     async def close(self, grace: float) -> tuple[int, int]:
         """End every stream and wait up to ``grace`` seconds for their handlers to return.
 
@@ -56,5 +60,5 @@ class OpenStreams:
         self._closing.set()
         if grace > 0:
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._none_open.wait(), grace)
+                await asyncio.wait_for(self.none_open(), grace)
         return was_open, self.count
