@@ -76,3 +76,25 @@ def test_first_takes_the_first_set_variable():
     env = Env({"POD_NAME": "pod-1"})
     assert env.first(("SERVER_ID", "POD_NAME"), "host") == "pod-1"
     assert Env({}).first(("SERVER_ID", "POD_NAME"), "host") == "host"
+
+
+@pytest.mark.parametrize(
+    ("value", "number"), [("0", 0.0), ("0.25", 0.25), ("1", 1.0), ("1.0", 1.0)]
+)
+def test_number_takes_plain_decimals(value, number):
+    assert Env({"R": value}).number("R", 0.5, minimum=0, maximum=1) == number
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "1e-1", ".5", "25%", "0,5", "inf"])
+def test_number_refuses_other_text_and_values_out_of_range(value):
+    with pytest.raises(ConfigError) as caught:
+        Env({"R": value}).number("R", 0.5, minimum=0, maximum=1)
+    assert caught.value.expected == "a number from 0 to 1, such as 0.25"
+
+
+def test_duration_above_maximum_is_refused():
+    env = Env({"T": "2h"})
+    with pytest.raises(ConfigError) as caught:
+        env.duration("T", 1.0, minimum=0.01, maximum=3600)
+    assert caught.value.expected.endswith("at least 10ms, at most 3600s")
+    assert Env({"T": "1h"}).duration("T", 1.0, maximum=3600) == 3600

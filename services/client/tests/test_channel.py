@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from hello_client.channel import channel_options
+from hello_client.channel import channel_options, proto_duration
 from hello_client.config import ClientConfig
 
 
@@ -27,3 +27,59 @@ def test_grpc_retries_stay_off_whatever_the_settings():
         options = dict(channel_options(ClientConfig.from_env(env)))
         assert options["grpc.enable_retries"] == 0
         assert "retryPolicy" not in options["grpc.service_config"]
+
+
+def test_weighted_round_robin_gets_its_periods_and_penalty():
+    config = service_config(
+        LB_POLICY="weighted_round_robin",
+        WRR_BLACKOUT_PERIOD="1.5s",
+        WRR_WEIGHT_UPDATE_PERIOD="250ms",
+        WRR_ERROR_UTILIZATION_PENALTY="0.5",
+    )
+    assert config["loadBalancingConfig"] == [
+        {
+            "weighted_round_robin": {
+                "blackoutPeriod": "1.5s",
+                "weightUpdatePeriod": "0.25s",
+                "errorUtilizationPenalty": 0.5,
+            }
+        }
+    ]
+    assert config["healthCheckConfig"] == {"serviceName": "hellolb.v1.HelloService"}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.0, "0s"), (10.0, "10s"), (0.1, "0.1s"), (0.001, "0.001s")]
+)
+def test_durations_take_the_json_form_of_protobuf(seconds, text):
+    assert proto_duration(seconds) == text
+
+
+def test_outlier_detection_wraps_the_chosen_policy():
+    config = service_config(
+        LB_POLICY="round_robin",
+        OUTLIER_DETECTION="true",
+        OUTLIER_INTERVAL="500ms",
+        OUTLIER_EJECTION_TIME="20s",
+        OUTLIER_FAILURE_PERCENTAGE="50",
+        OUTLIER_MIN_CALLS="5",
+    )
+    assert config["loadBalancingConfig"] == [
+        {
+            "outlier_detection_experimental": {
+                "interval": "0.5s",
+                "baseEjectionTime": "20s",
+                "failurePercentageEjection": {
+                    "threshold": 50,
+                    "enforcementPercentage": 100,
+                    "minimumHosts": 2,
+                    "requestVolume": 5,
+                },
+                "childPolicy": [{"round_robin": {}}],
+            }
+        }
+    ]
+
+
+def test_no_outlier_detection_unless_asked():
+    assert service_config()["loadBalancingConfig"] == [{"round_robin": {}}]

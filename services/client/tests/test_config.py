@@ -15,6 +15,34 @@ def test_defaults():
     assert config.summary_interval == 5.0
     assert (config.max_rounds, config.max_duration) == (0, 0.0)
     assert config.log_responses is True
+    assert config.mode == "rounds"
+    assert config.tick_interval == 1.0
+    assert (config.wrr_blackout_period, config.wrr_weight_update_period) == (10.0, 1.0)
+    assert config.wrr_error_utilization_penalty == 1.0
+    assert config.outlier_detection is False
+    assert (config.outlier_interval, config.outlier_ejection_time) == (10.0, 30.0)
+    assert (config.outlier_failure_percentage, config.outlier_min_calls) == (85, 50)
+
+
+@pytest.mark.parametrize("mode", ["rounds", "closed_loop", "streams", "Streams"])
+def test_client_mode_chooses_the_loop(mode):
+    assert ClientConfig.from_env({"CLIENT_MODE": mode}).mode == mode.lower()
+
+
+def test_stream_and_weighted_round_robin_settings():
+    config = ClientConfig.from_env(
+        {
+            "TICK_INTERVAL": "10ms",
+            "LB_POLICY": "weighted_round_robin",
+            "WRR_BLACKOUT_PERIOD": "0",
+            "WRR_WEIGHT_UPDATE_PERIOD": "100ms",
+            "WRR_ERROR_UTILIZATION_PENALTY": "2.5",
+        }
+    )
+    assert config.tick_interval == 0.01
+    assert config.lb_policy == "weighted_round_robin"
+    assert (config.wrr_blackout_period, config.wrr_weight_update_period) == (0.0, 0.1)
+    assert config.wrr_error_utilization_penalty == 2.5
 
 
 def test_client_id_comes_from_pod_name_unless_set():
@@ -83,8 +111,23 @@ def test_malformed_targets(target):
         ("CONCURRENCY", "ten", "a whole number from 1 to 10000"),
         ("CONCURRENCY", "0", "a whole number from 1 to 10000"),
         ("CONCURRENCY", "-3", "a whole number from 1 to 10000"),
-        ("LB_POLICY", "random", "one of round_robin, pick_first"),
-        ("LB_POLICY", "least_request", "one of round_robin, pick_first"),
+        ("LB_POLICY", "random", "one of round_robin, pick_first, weighted_round_robin"),
+        ("LB_POLICY", "least_request", "one of round_robin, pick_first, weighted_round_robin"),
+        ("CLIENT_MODE", "load", "one of rounds, closed_loop, streams"),
+        ("CLIENT_MODE", "stream", "one of rounds, closed_loop, streams"),
+        ("TICK_INTERVAL", "5ms", "at least 10ms, at most 3600s"),
+        ("TICK_INTERVAL", "2h", "at least 10ms, at most 3600s"),
+        ("TICK_INTERVAL", "1", "a duration"),
+        ("WRR_BLACKOUT_PERIOD", "soon", "a duration"),
+        ("WRR_WEIGHT_UPDATE_PERIOD", "50ms", "at least 100ms"),
+        ("WRR_ERROR_UTILIZATION_PENALTY", "-1", "a number from 0 to 1000"),
+        ("WRR_ERROR_UTILIZATION_PENALTY", "high", "a number from 0 to 1000"),
+        ("OUTLIER_DETECTION", "perhaps", "true or false"),
+        ("OUTLIER_INTERVAL", "0", "at least 1ms"),
+        ("OUTLIER_EJECTION_TIME", "30", "a duration"),
+        ("OUTLIER_FAILURE_PERCENTAGE", "0", "a whole number from 1 to 100"),
+        ("OUTLIER_FAILURE_PERCENTAGE", "101", "a whole number from 1 to 100"),
+        ("OUTLIER_MIN_CALLS", "0", "a whole number from 1 to 1000000"),
         ("RPC_TIMEOUT", "-1s", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
         ("RPC_TIMEOUT", "0", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
         ("RPC_TIMEOUT", "5", "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"),
@@ -106,3 +149,35 @@ def test_bad_values_name_the_variable_and_what_is_accepted(variable, value, expe
         ClientConfig.from_env({variable: value})
     assert (caught.value.variable, caught.value.value) == (variable, value)
     assert expected in caught.value.expected
+
+
+NEW_SETTINGS = {
+    "CLIENT_MODE": ("load", "one of rounds, closed_loop, streams"),
+    "TICK_INTERVAL": ("1ms", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 10ms"),
+    "LB_POLICY": ("least_request", "one of round_robin, pick_first, weighted_round_robin"),
+    "WRR_BLACKOUT_PERIOD": ("10", "a duration"),
+    "WRR_WEIGHT_UPDATE_PERIOD": ("10ms", "a duration"),
+    "WRR_ERROR_UTILIZATION_PENALTY": ("1e3", "a number from 0 to 1000"),
+    "OUTLIER_DETECTION": ("enabled", "true or false"),
+    "OUTLIER_INTERVAL": ("10", "a duration"),
+    "OUTLIER_EJECTION_TIME": ("-1s", "a duration"),
+    "OUTLIER_FAILURE_PERCENTAGE": ("85%", "a whole number from 1 to 100"),
+    "OUTLIER_MIN_CALLS": ("many", "a whole number from 1 to 1000000"),
+}
+
+
+@pytest.mark.slow
+def test_each_bad_new_setting_stops_the_process_with_exit_2_and_one_json_line(spawn):
+    clients = {
+        name: spawn("hello_client", **{name: bad}) for name, (bad, _) in NEW_SETTINGS.items()
+    }
+    for name, client in clients.items():
+        assert client.wait(timeout=15) == 2, name
+        (line,) = client.events
+        assert (line["event"], line["variable"], line["value"]) == (
+            "config.invalid",
+            name,
+            NEW_SETTINGS[name][0],
+        )
+        assert line["expected"].startswith(NEW_SETTINGS[name][1])
+        assert "Traceback" not in client.stderr

@@ -1,7 +1,7 @@
 import random
 
 import pytest
-from hello_client.stats import Stats, percentile
+from hello_client.stats import Reservoir, Stats, percentile, shares
 
 
 class Clock:
@@ -65,7 +65,73 @@ def test_latency_samples_stay_bounded_and_representative():
     stats = Stats(clock=Clock(), max_samples=1000, rng=random.Random(1))
     for n in range(100_000):
         stats.answer("a", n / 100_000)
-    assert len(stats._latencies) == 1000
+    assert len(stats._latencies.values) == 1000
     summary = stats.summary()
     assert summary["answers_window"] == 100_000
     assert summary["latency_ms_p50"] == pytest.approx(500, abs=60)
+
+
+def test_summary_reports_p90_shares_and_the_rate_of_the_window():
+    clock = Clock()
+    stats = Stats(clock=clock, mode="closed_loop")
+    for n in range(1, 101):
+        stats.answer("slow" if n % 4 == 0 else "fast", n / 1000)
+    clock.now += 4
+    summary = stats.summary()
+    assert summary["mode"] == "closed_loop"
+    assert (summary["latency_ms_p50"], summary["latency_ms_p90"], summary["latency_ms_p99"]) == (
+        50.0,
+        90.0,
+        99.0,
+    )
+    assert summary["share_by_server_window"] == {"fast": 0.75, "slow": 0.25}
+    assert summary["answers_per_second_window"] == 25.0
+
+
+def test_total_percentiles_span_every_window():
+    clock = Clock()
+    stats = Stats(clock=clock)
+    stats.answer("a", 0.010)
+    stats.summary()
+    stats.answer("a", 0.030)
+    second = stats.summary()
+    assert second["latency_ms_p50"] == 30.0
+    assert (second["latency_ms_p50_total"], second["latency_ms_p99_total"]) == (10.0, 30.0)
+    assert second["share_by_server_total"] == {"a": 1.0}
+
+
+def test_a_tick_counts_as_an_answer_without_a_latency():
+    stats = Stats(clock=Clock(), mode="streams")
+    stats.count("s1")
+    stats.count("s1")
+    stats.latency(0.002)
+    summary = stats.summary()
+    assert summary["by_server_window"] == {"s1": 2}
+    assert summary["latency_ms_p50"] == 2.0
+
+
+def test_shares_of_nothing_are_empty():
+    assert shares({}) == {}
+    assert shares({"b": 1, "a": 2}) == {"a": 0.6667, "b": 0.3333}
+
+
+def test_a_reservoir_keeps_everything_until_full():
+    reservoir = Reservoir(3, random.Random(1))
+    for value in (1.0, 2.0):
+        reservoir.add(value)
+    assert reservoir.values == [1.0, 2.0]
+    for value in range(100):
+        reservoir.add(float(value))
+    assert len(reservoir.values) == 3
+    assert reservoir.seen == 102
+
+
+def test_errors_are_counted_per_server_when_the_server_named_itself():
+    stats = Stats(clock=Clock())
+    stats.error("INTERNAL", "s3")
+    stats.error("INTERNAL", "s3")
+    stats.error("UNAVAILABLE")
+    summary = stats.summary()
+    assert summary["errors_window"] == {"INTERNAL": 2, "UNAVAILABLE": 1}
+    assert summary["errors_by_server_window"] == {"s3": 2}
+    assert stats.summary()["errors_by_server_total"] == {"s3": 2}

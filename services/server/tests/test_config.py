@@ -2,6 +2,7 @@ import socket
 
 import pytest
 from hello_server.config import ServerConfig
+from hello_server.faults import Faults
 from hellolb.config import ConfigError
 
 
@@ -14,6 +15,29 @@ def test_defaults():
     assert config.drain_delay == 1.0
     assert config.shutdown_grace == 10.0
     assert config.server_id  # the hostname
+    assert config.faults == Faults(latency=0.0, error_rate=0.0, error_code="UNAVAILABLE")
+    assert config.orca_reports is True
+
+
+def test_fault_settings():
+    config = ServerConfig.from_env(
+        {
+            "FAULT_LATENCY": "150ms",
+            "FAULT_ERROR_RATE": "0.25",
+            "FAULT_ERROR_CODE": "resource_exhausted",
+            "ORCA_REPORTS": "false",
+        }
+    )
+    assert config.faults == Faults(latency=0.15, error_rate=0.25, error_code="RESOURCE_EXHAUSTED")
+    assert config.orca_reports is False
+    # The log line shows them as they are.
+    fields = config.as_log_fields()
+    assert fields["faults"] == {
+        "latency": 0.15,
+        "error_rate": 0.25,
+        "error_code": "RESOURCE_EXHAUSTED",
+    }
+    assert fields["orca_reports"] is False
 
 
 def test_server_id_comes_from_pod_name_unless_set():
@@ -56,6 +80,17 @@ def test_work_time_may_be_zero():
         ("LOG_LEVEL", "verbose"),
         ("LOG_FORMAT", "xml"),
         ("SERVER_ID", "x" * 300),
+        ("FAULT_LATENCY", "slow"),
+        ("FAULT_LATENCY", "100"),
+        ("FAULT_LATENCY", "-1s"),
+        ("FAULT_ERROR_RATE", "1.5"),
+        ("FAULT_ERROR_RATE", "-0.1"),
+        ("FAULT_ERROR_RATE", "50%"),
+        ("FAULT_ERROR_RATE", "half"),
+        ("FAULT_ERROR_CODE", "OK"),
+        ("FAULT_ERROR_CODE", "teapot"),
+        ("FAULT_ERROR_CODE", "14"),
+        ("ORCA_REPORTS", "maybe"),
     ],
 )
 def test_bad_values_name_the_variable(variable, value):

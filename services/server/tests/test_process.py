@@ -183,3 +183,67 @@ def test_a_bad_drain_delay_exits_2_with_one_json_line(spawn):
     )
     assert line["expected"] == "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"
     assert "Traceback" not in server.stderr
+
+
+NEW_SETTINGS = {
+    "FAULT_LATENCY": ("soon", "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"),
+    "FAULT_ERROR_RATE": ("0.5%", "a number from 0 to 1, such as 0.25"),
+    "FAULT_ERROR_CODE": ("OK", "a gRPC status code other than OK: CANCELLED, UNKNOWN"),
+    "ORCA_REPORTS": ("sometimes", "true or false"),
+}
+
+
+def test_each_bad_fault_or_report_setting_exits_2_with_one_json_line(spawn):
+    servers = {
+        name: spawn("hello_server", **{name: bad}) for name, (bad, _) in NEW_SETTINGS.items()
+    }
+    for name, server in servers.items():
+        assert server.wait(timeout=15) == 2, name
+        (line,) = server.events
+        assert (line["event"], line["variable"], line["value"]) == (
+            "config.invalid",
+            name,
+            NEW_SETTINGS[name][0],
+        )
+        assert line["expected"].startswith(NEW_SETTINGS[name][1])
+        assert "Traceback" not in server.stderr
+
+
+def test_the_fault_settings_are_in_the_config_line(spawn, port):
+    server = start_server(
+        spawn, port, WORK_TIME="0", FAULT_LATENCY="50ms", FAULT_ERROR_RATE="0.1", ORCA_REPORTS="0"
+    )
+    (config,) = server.named("server.config")
+    assert config["faults"] == {"latency": 0.05, "error_rate": 0.1, "error_code": "UNAVAILABLE"}
+    assert config["orca_reports"] is False
+
+
+def test_sigterm_ends_open_streams_with_ok_once_the_drain_is_over(spawn, port):
+    server = start_server(spawn, port, WORK_TIME="0", DRAIN_DELAY="1s", SHUTDOWN_GRACE="30s")
+
+    async def scenario():
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = hello_pb2_grpc.HelloServiceStub(channel)
+            calls = [
+                stub.Ticks(hello_pb2.TicksRequest(client_id="c", stream=n, interval_ms=50))
+                for n in (1, 2)
+            ]
+            for call in calls:
+                await call.read()
+            server.signal(signal.SIGTERM)
+            sent = time.monotonic()
+            for call in calls:
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+            ended = time.monotonic() - sent
+            return [(await c.code(), dict(await c.trailing_metadata())) for c in calls], ended
+
+    ends, ended = asyncio.run(scenario())
+    assert ends == [(grpc.StatusCode.OK, {"hellolb-stream-end": "drain"})] * 2
+    # The streams were served through the drain, and ended long before the grace.
+    assert 1.0 <= ended < 15
+    assert server.wait(timeout=15) == 0
+    closed = server.wait_event("server.streams_closed", timeout=1)
+    assert (closed["streams"], closed["still_open"]) == (2, 0)
+    drained = server.wait_event("server.drained", timeout=1)
+    assert server.events.index(drained) < server.events.index(closed)

@@ -19,6 +19,7 @@ import structlog
 EXIT_CONFIG = 2
 
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_NUMBER = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
 _DURATION = re.compile(r"^(?P<num>[0-9]+(?:\.[0-9]+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_HELP = "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"
@@ -107,22 +108,41 @@ class Env:
             raise ConfigError(name, value, expected)
         return number
 
-    def duration(self, name: str, default: float, *, minimum: float = 0.0) -> float:
-        value = self.optional_duration(name, minimum=minimum)
+    def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
+        """A plain decimal number (``0.25``, ``3``) from ``minimum`` to ``maximum``."""
+        value = self.raw(name)
+        if value is None:
+            return default
+        expected = f"a number from {minimum:g} to {maximum:g}, such as {(minimum + maximum) / 4:g}"
+        if not _NUMBER.match(value):  # float() would also take "nan", "1e3" or "-0"
+            raise ConfigError(name, value, expected)
+        number = float(value)
+        if not minimum <= number <= maximum:
+            raise ConfigError(name, value, expected)
+        return number
+
+    def duration(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        value = self.optional_duration(name, minimum=minimum, maximum=maximum)
         return default if value is None else value
 
-    def optional_duration(self, name: str, *, minimum: float = 0.0) -> float | None:
+    def optional_duration(
+        self, name: str, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float | None:
         value = self.raw(name)
         if value is None:
             return None
         expected = DURATION_HELP
         if minimum > 0:
             expected += f", at least {format_duration(minimum)}"
+        if maximum is not None:
+            expected += f", at most {format_duration(maximum)}"
         try:
             seconds = parse_duration(value)
         except ValueError:
             raise ConfigError(name, value, expected) from None
-        if seconds < minimum:
+        if seconds < minimum or (maximum is not None and seconds > maximum):
             raise ConfigError(name, value, expected)
         return seconds
 

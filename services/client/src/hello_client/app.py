@@ -6,6 +6,7 @@ import asyncio
 import enum
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -13,10 +14,13 @@ from hellolb.v1 import hello_pb2_grpc
 
 from hello_client import events
 from hello_client.channel import create_channel
+from hello_client.closedloop import ClosedLoop
 from hello_client.config import ClientConfig
 from hello_client.retry import NotServingError, RpcRetry, startup_retrying
 from hello_client.runner import Runner
 from hello_client.stats import Stats
+from hello_client.streams import StreamLoop
+from hello_client.streamstats import StreamStats
 
 
 class Outcome(enum.Enum):
@@ -87,13 +91,21 @@ async def run_client(config: ClientConfig) -> Outcome:
             attempts=attempts,
             waited_seconds=round(time.monotonic() - started, 3),
         )
-        runner = Runner(
-            config,
-            hello_pb2_grpc.HelloServiceStub(channel),
-            Stats(),
-            RpcRetry(config.rpc_retries),
-            log,
-        )
-        reason = await runner.run(stopping)
+        reason = await loop_for(config, hello_pb2_grpc.HelloServiceStub(channel), log)(stopping)
         log.info(events.STOPPED, reason=reason)
     return outcome
+
+
+def loop_for(
+    config: ClientConfig,
+    stub: hello_pb2_grpc.HelloServiceStub,
+    log: structlog.typing.FilteringBoundLogger,
+) -> Callable[[asyncio.Event], Awaitable[str]]:
+    """The ``run`` of the loop CLIENT_MODE asks for: it runs until stopped and says why."""
+    stats = Stats(mode=config.mode)
+    if config.mode == "streams":
+        return StreamLoop(config, stub, stats, StreamStats(), log).run
+    runner = Runner(config, stub, stats, RpcRetry(config.rpc_retries), log)
+    if config.mode == "closed_loop":
+        return ClosedLoop(runner).run
+    return runner.run

@@ -22,10 +22,63 @@ def service_config(config: ClientConfig) -> dict[str, object]:
     by design (gRFC A17). Through a proxy or a virtual IP every stream reaches one backend,
     whose health would stand for all the others: turn it off there.
     """
-    result: dict[str, object] = {"loadBalancingConfig": [{config.lb_policy: {}}]}
+    result: dict[str, object] = {"loadBalancingConfig": [balancing(config)]}
     if config.health_check:
         result["healthCheckConfig"] = {"serviceName": HEALTH_SERVICE}
     return result
+
+
+#: With fewer servers than this, grpc ejects none (gRFC A50's default is 5, more than a small
+#: fleet has); with one server alone there would be nowhere else to send the calls.
+OUTLIER_MINIMUM_SERVERS = 2
+
+
+def balancing(config: ClientConfig) -> dict[str, object]:
+    """The channel's balancing policy: LB_POLICY, inside outlier detection when asked."""
+    policy: dict[str, object] = {config.lb_policy: policy_config(config)}
+    if not config.outlier_detection:
+        return policy
+    # gRFC A50: every OUTLIER_INTERVAL, a server whose calls in that interval were at least
+    # OUTLIER_MIN_CALLS and failed at OUTLIER_FAILURE_PERCENTAGE or more is ejected (reported
+    # TRANSIENT_FAILURE to the child policy) for OUTLIER_EJECTION_TIME times the number of its
+    # ejections so far. A failure is any status but OK. grpc's default caps ejections at 10 %
+    # of the servers, and ejects one server at least.
+    return {
+        "outlier_detection_experimental": {
+            "interval": proto_duration(config.outlier_interval),
+            "baseEjectionTime": proto_duration(config.outlier_ejection_time),
+            "failurePercentageEjection": {
+                "threshold": config.outlier_failure_percentage,
+                "enforcementPercentage": 100,
+                "minimumHosts": OUTLIER_MINIMUM_SERVERS,
+                "requestVolume": config.outlier_min_calls,
+            },
+            "childPolicy": [policy],
+        }
+    }
+
+
+def policy_config(config: ClientConfig) -> dict[str, object]:
+    """The settings of the balancing policy: only weighted_round_robin has any here.
+
+    weighted_round_robin (gRFC A58) weighs each server by the ORCA load reports its answers
+    carry, recomputing the weights every ``weightUpdatePeriod``; a server's weight counts only
+    once it has reported for ``blackoutPeriod``, and until two servers have weights it behaves
+    as round_robin. ``errorUtilizationPenalty`` raises the utilization of a server that
+    answers with errors, in proportion to its error rate.
+    """
+    if config.lb_policy != "weighted_round_robin":
+        return {}
+    return {
+        "blackoutPeriod": proto_duration(config.wrr_blackout_period),
+        "weightUpdatePeriod": proto_duration(config.wrr_weight_update_period),
+        "errorUtilizationPenalty": config.wrr_error_utilization_penalty,
+    }
+
+
+def proto_duration(seconds: float) -> str:
+    """A duration in the JSON form of google.protobuf.Duration: ``"1.5s"``."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def channel_options(config: ClientConfig) -> list[tuple[str, str | int]]:

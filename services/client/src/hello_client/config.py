@@ -7,21 +7,36 @@ import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from hellolb import ticks
 from hellolb.config import ConfigError, Env
 from hellolb.logsetup import FORMATS, LEVELS
 
 from hello_client.target import TARGET_HELP, is_valid_target
 from hello_client.xds import XdsSettings, xds_settings
 
-LB_POLICIES = ("round_robin", "pick_first")
+LB_POLICIES = ("round_robin", "pick_first", "weighted_round_robin")
+
+#: What the client sends. ``rounds``: CONCURRENCY calls at once, then wait for all of them.
+#: ``closed_loop``: CONCURRENCY callers, each calling again as soon as it is answered.
+#: ``streams``: CONCURRENCY Ticks streams kept open, a new one opened when one ends.
+MODES = ("rounds", "closed_loop", "streams")
 
 
 @dataclass(frozen=True)
 class ClientConfig:
     server_address: str
     client_id: str
+    mode: str
     concurrency: int
     lb_policy: str
+    wrr_blackout_period: float
+    wrr_weight_update_period: float
+    wrr_error_utilization_penalty: float
+    outlier_detection: bool
+    outlier_interval: float
+    outlier_ejection_time: float
+    outlier_failure_percentage: int
+    outlier_min_calls: int
     health_check: bool
     rpc_timeout: float
     rpc_retries: int
@@ -31,6 +46,7 @@ class ClientConfig:
     max_rounds: int
     max_duration: float
     startup_timeout: float
+    tick_interval: float
     log_responses: bool
     pod_ip: str
     node_name: str
@@ -52,8 +68,24 @@ class ClientConfig:
         return cls(
             server_address=address,
             client_id=env.first(("CLIENT_ID", "POD_NAME"), socket.gethostname()),
+            mode=env.choice("CLIENT_MODE", "rounds", MODES),
             concurrency=env.integer("CONCURRENCY", 10, minimum=1, maximum=10_000),
             lb_policy=env.choice("LB_POLICY", "round_robin", LB_POLICIES),
+            # gRPC's own defaults (gRFC A58); it raises a weight update period under 100ms.
+            wrr_blackout_period=env.duration("WRR_BLACKOUT_PERIOD", 10.0),
+            wrr_weight_update_period=env.duration("WRR_WEIGHT_UPDATE_PERIOD", 1.0, minimum=0.1),
+            wrr_error_utilization_penalty=env.number(
+                "WRR_ERROR_UTILIZATION_PENALTY", 1.0, minimum=0, maximum=1000
+            ),
+            outlier_detection=env.boolean("OUTLIER_DETECTION", False),
+            # gRPC's defaults (gRFC A50) for the interval and the ejection time; the failure
+            # percentage and request volume are Envoy's defaults for the same ejection.
+            outlier_interval=env.duration("OUTLIER_INTERVAL", 10.0, minimum=0.001),
+            outlier_ejection_time=env.duration("OUTLIER_EJECTION_TIME", 30.0, minimum=0.001),
+            outlier_failure_percentage=env.integer(
+                "OUTLIER_FAILURE_PERCENTAGE", 85, minimum=1, maximum=100
+            ),
+            outlier_min_calls=env.integer("OUTLIER_MIN_CALLS", 50, minimum=1, maximum=1_000_000),
             health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),
@@ -63,6 +95,12 @@ class ClientConfig:
             max_rounds=env.integer("MAX_ROUNDS", 0, minimum=0),
             max_duration=env.duration("MAX_DURATION", 0.0),
             startup_timeout=env.duration("STARTUP_TIMEOUT", 60.0, minimum=0.001),
+            tick_interval=env.duration(
+                "TICK_INTERVAL",
+                ticks.DEFAULT_INTERVAL_MS / 1000,
+                minimum=ticks.MIN_INTERVAL_MS / 1000,
+                maximum=ticks.MAX_INTERVAL_MS / 1000,
+            ),
             log_responses=env.boolean("LOG_RESPONSES", True),
             pod_ip=env.string("POD_IP", ""),
             node_name=env.string("NODE_NAME", ""),

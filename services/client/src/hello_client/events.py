@@ -19,6 +19,12 @@ STARTUP_FAILED = "client.startup_failed"
 RESPONSE = "client.response"
 #: One failed call, after its retries.
 ERROR = "client.error"
+#: Stream mode: a stream's first tick arrived, naming the server that took it.
+STREAM_OPENED = "client.stream_opened"
+#: Stream mode: one tick (only with ``LOG_RESPONSES``).
+TICK = "client.tick"
+#: Stream mode: a stream ended, with its status code, lifetime and tick count.
+STREAM_ENDED = "client.stream_ended"
 #: A call failed with something other than a gRPC error (a bug, logged with its traceback).
 EXCEPTION = "client.exception"
 #: Counts per ``SUMMARY_INTERVAL``, and once more at exit.
@@ -40,6 +46,23 @@ LATENCY_MS = "latency_ms"
 BY_SERVER_WINDOW = "by_server_window"
 ERRORS_TOTAL_COUNT = "errors_total_count"
 FINAL = "final"
+#: ``client.summary``: which loop wrote it (``rounds``, ``closed_loop``, ``streams``), the
+#: share of answers per server and the latency percentiles of the window.
+MODE = "mode"
+SHARE_BY_SERVER_WINDOW = "share_by_server_window"
+LATENCY_MS_P50 = "latency_ms_p50"
+LATENCY_MS_P90 = "latency_ms_p90"
+LATENCY_MS_P99 = "latency_ms_p99"
+#: ``client.summary`` in stream mode: open streams per server now, ends per status code since
+#: start, and reconnects since start.
+STREAMS_BY_SERVER = "streams_by_server"
+STREAM_ENDS_TOTAL = "stream_ends_total"
+RECONNECTS_TOTAL = "reconnects_total"
+#: ``client.stream_opened`` and ``client.stream_ended``: the client's number for the stream,
+#: and, on ``client.stream_ended``, its status code and lifetime.
+STREAM = "stream"
+CODE = "code"
+LIFETIME_SECONDS = "lifetime_seconds"
 
 #: Every client event starts with this; readers skip other lines (a sidecar's, kubectl's).
 PREFIX = "client."

@@ -1,24 +1,35 @@
-"""The client loop: rounds of concurrent calls, a log line per answer, periodic summaries."""
+"""The default client loop: rounds of concurrent calls, a log line per answer, periodic
+summaries. The one call it makes is also what the closed-loop callers make."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
 import grpc
 import structlog
+from hellolb import trailers
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 from hello_client import events
 from hello_client.config import ClientConfig
 from hello_client.retry import RpcRetry
 from hello_client.stats import Stats
+from hello_client.summaries import summaries, wait
 
 CLIENT_EXCEPTION = "CLIENT_EXCEPTION"
 # When a whole round fails (no server reachable), pause before the next one, doubling
 # from the first to the last value, so an outage does not turn into a busy loop.
 FAILED_ROUND_PAUSE = (0.1, 2.0)
+
+
+def failed_by(error: grpc.aio.AioRpcError) -> str | None:
+    """The server that answered with ``error``, when it said so (None for an error that no
+    server of ours sent: no connection, a deadline, a proxy's own answer)."""
+    value = (error.trailing_metadata() or {}).get(trailers.SERVER_ID_KEY)
+    return value if isinstance(value, str) else None
 
 
 class Runner:
@@ -40,6 +51,9 @@ class Runner:
         self.clock = clock
         self.counter = 0
         self.retry = retry
+        # When the latest answer arrived, whichever call it was: a caller that failed can tell
+        # an outage (nothing answered for a while) from one failing server among healthy ones.
+        self.last_answer = -math.inf
 
     async def call(self, counter: int) -> bool:
         """One Hello call, retried per hello_client.retry; True when answered. Nothing is raised."""
@@ -51,20 +65,23 @@ class Runner:
             )
         except grpc.aio.AioRpcError as error:
             latency = self.clock() - started
-            self.stats.error(error.code().name)
+            server_id = failed_by(error)
+            self.stats.error(error.code().name, server_id)
             self.log.warning(
                 events.ERROR,
                 counter=counter,
                 code=error.code().name,
                 details=error.details(),
                 latency_ms=round(latency * 1000, 3),
+                server_id=server_id,
             )
             return False
         except Exception:
             self.stats.error(CLIENT_EXCEPTION)
             self.log.exception(events.EXCEPTION, counter=counter)
             return False
-        latency = self.clock() - started
+        self.last_answer = self.clock()
+        latency = self.last_answer - started
         self.stats.answer(response.server_id, latency)
         if self.config.log_responses:
             self.log.info(
@@ -101,10 +118,9 @@ class Runner:
     async def run(self, stopping: asyncio.Event) -> str:
         """Loop until ``stopping`` is set or a bound is reached; return why it ended."""
         started = self.clock()
-        reporter = asyncio.create_task(self._report_every_interval(stopping))
         first_pause, last_pause = FAILED_ROUND_PAUSE
         pause = first_pause
-        try:
+        async with summaries(self.stats.summary, self.config.summary_interval, stopping, self.log):
             while not stopping.is_set():
                 reached = self._bound_reached(started)
                 if reached:
@@ -112,26 +128,8 @@ class Runner:
                 if await self.round():
                     pause = first_pause
                     if self.config.round_interval > 0:
-                        await _wait(stopping, self.config.round_interval)
+                        await wait(stopping, self.config.round_interval)
                 else:
-                    await _wait(stopping, max(pause, self.config.round_interval))
+                    await wait(stopping, max(pause, self.config.round_interval))
                     pause = min(pause * 2, last_pause)
             return "signal"
-        finally:
-            reporter.cancel()
-            self.log.info(events.SUMMARY, **self.stats.summary(final=True))
-
-    async def _report_every_interval(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            if await _wait(stopping, self.config.summary_interval):
-                return
-            self.log.info(events.SUMMARY, **self.stats.summary())
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to ``seconds`` for ``event``; True when it was set."""
-    try:
-        await asyncio.wait_for(event.wait(), seconds)
-    except TimeoutError:
-        return False
-    return True

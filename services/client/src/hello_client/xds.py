@@ -11,10 +11,10 @@ the same required fields), and stops with a ``config.invalid`` line naming the v
 
 The control plane, not the client, then decides the load-balancing policy and the endpoints:
 the client's own service config is only a default that gRPC uses when the resolver gives none,
-and the xDS resolver always gives one. LB_POLICY and DNS_MIN_TIME_BETWEEN_RESOLUTIONS therefore
-do not apply (:data:`NOT_APPLIED`, logged in ``client.config``), nor does client-side health
-checking: gRPC stops sending calls to an endpoint when the control plane withdraws it or marks
-it unhealthy in EDS.
+and the xDS resolver always gives one. LB_POLICY with its settings (WRR_*, OUTLIER_*) and
+DNS_MIN_TIME_BETWEEN_RESOLUTIONS therefore do not apply (:data:`NOT_APPLIED`, logged in
+``client.config``), nor does client-side health checking: gRPC stops sending calls to an
+endpoint when the control plane withdraws it or marks it unhealthy in EDS.
 """
 
 from __future__ import annotations
@@ -33,7 +33,18 @@ BOOTSTRAP_FILE = "GRPC_XDS_BOOTSTRAP"
 BOOTSTRAP_CONFIG = "GRPC_XDS_BOOTSTRAP_CONFIG"
 
 #: Client settings that an xDS control plane overrides.
-NOT_APPLIED = ("LB_POLICY", "DNS_MIN_TIME_BETWEEN_RESOLUTIONS")
+NOT_APPLIED = (
+    "LB_POLICY",
+    "DNS_MIN_TIME_BETWEEN_RESOLUTIONS",
+    "WRR_BLACKOUT_PERIOD",
+    "WRR_WEIGHT_UPDATE_PERIOD",
+    "WRR_ERROR_UTILIZATION_PENALTY",
+    "OUTLIER_DETECTION",
+    "OUTLIER_INTERVAL",
+    "OUTLIER_EJECTION_TIME",
+    "OUTLIER_FAILURE_PERCENTAGE",
+    "OUTLIER_MIN_CALLS",
+)
 
 #: Channel credential types gRPC knows in a bootstrap; it needs at least one per server.
 KNOWN_CREDS = ("insecure", "google_default", "tls")

@@ -11,11 +11,22 @@ from ipaddress import ip_address
 from hellolb.config import ConfigError, Env
 from hellolb.logsetup import FORMATS, LEVELS
 
+from hello_server.faults import ERROR_CODES, Faults
+
 # On SIGTERM, how long the server keeps serving while it reports NOT_SERVING. Clients that
 # watch its health (gRPC client-side health checking) stop sending within a round trip: in
 # the SIGTERM stress check, with a core kept busy, no call reached a server more than 17 ms
 # after its SIGTERM. Kubernetes manifests set a longer one, to cover the endpoint update too.
 DEFAULT_DRAIN_DELAY = 1.0
+
+
+def _error_code(env: Env) -> str:
+    value = env.string("FAULT_ERROR_CODE", "UNAVAILABLE")
+    if value.upper() not in ERROR_CODES:
+        raise ConfigError(
+            "FAULT_ERROR_CODE", value, "a gRPC status code other than OK: " + ", ".join(ERROR_CODES)
+        )
+    return value.upper()
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,8 @@ class ServerConfig:
     max_connection_age_grace: float | None
     drain_delay: float
     shutdown_grace: float
+    faults: Faults
+    orca_reports: bool
     pod_ip: str
     node_name: str
     scenario: str
@@ -77,6 +90,12 @@ class ServerConfig:
             max_connection_age_grace=grace,
             drain_delay=env.duration("DRAIN_DELAY", DEFAULT_DRAIN_DELAY),
             shutdown_grace=env.duration("SHUTDOWN_GRACE", 10.0),
+            faults=Faults(
+                latency=env.duration("FAULT_LATENCY", 0.0),
+                error_rate=env.number("FAULT_ERROR_RATE", 0.0, minimum=0, maximum=1),
+                error_code=_error_code(env),
+            ),
+            orca_reports=env.boolean("ORCA_REPORTS", True),
             pod_ip=env.string("POD_IP", ""),
             node_name=env.string("NODE_NAME", ""),
             scenario=env.string("SCENARIO", ""),

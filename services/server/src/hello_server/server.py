@@ -14,7 +14,9 @@ from grpc_reflection.v1alpha import reflection
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 from hello_server.config import ServerConfig
+from hello_server.orca import LoadMeter
 from hello_server.servicer import HelloServicer, ServerIdentity
+from hello_server.streams import OpenStreams
 
 SERVICE_NAME = hello_pb2.DESCRIPTOR.services_by_name["HelloService"].full_name
 
@@ -79,11 +81,25 @@ class HelloServer:
         """NOT_SERVING on every health name, for good; calls are still served."""
         await self.health.enter_graceful_shutdown()
 
+    async def close_streams(self, grace: float) -> None:
+        """End every open stream cleanly, waiting up to ``grace`` for them to finish."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        was_open, still_open = await self.servicer.streams.close(grace)
+        self.log.info(
+            "server.streams_closed",
+            streams=was_open,
+            still_open=still_open,
+            seconds=round(loop.time() - started, 3),
+        )
+
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING first, then refuse new calls and give in-flight calls ``grace`` seconds."""
+        """NOT_SERVING first, then end the streams, refuse new calls and give in-flight calls
+        ``grace`` seconds."""
         if self._server is None:
             return
         await self.report_not_serving()
+        await self.close_streams(grace)
         await self._server.stop(grace)
         self._server = None
 
@@ -148,7 +164,14 @@ async def serve(config: ServerConfig) -> Stop:
     sending; only then does it stop accepting calls and give those in flight the grace.
     """
     log = structlog.get_logger("hello_server")
-    servicer = HelloServicer(identity_of(config), config.work_time, log=log)
+    servicer = HelloServicer(
+        identity_of(config),
+        config.work_time,
+        log=log,
+        faults=config.faults,
+        load=LoadMeter() if config.orca_reports else None,
+        streams=OpenStreams(),
+    )
     server = HelloServer(config, servicer, log)
     loop = asyncio.get_running_loop()
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
