@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hellolb_lab.clientlog import Answer, Failure
-from hellolb_lab.verdict import Balance, balance, count_between, ratio_text
+from hellolb_lab.verdict import Balance, balance, count_between, ratio_text, time_to_all_of
 
 #: Seconds before a phase whose answers say how many servers the client was using.
 WIDTH_S = 3
@@ -63,8 +63,7 @@ class Disruption:
 
     @property
     def time_to_all_new(self) -> float | None:
-        times = list(self.reached.values())
-        return max(times) if times and None not in times else None  # type: ignore[type-var]
+        return time_to_all_of(self.reached)
 
     def describe(self) -> str:
         """One line for the verdict's text."""

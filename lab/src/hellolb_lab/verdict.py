@@ -143,10 +143,7 @@ def judge(
     new = tuple(sorted(after - old))
 
     reached = _reached(items, scale_at, new)
-    if new and all(v is not None for v in reached.values()):
-        time_to_all: float | None = max(v for v in reached.values() if v is not None)
-    else:
-        time_to_all = None
+    time_to_all = time_to_all_of(reached)
     steady_from = scale_at
     if scale_at is not None and time_to_all is not None:
         steady_from = scale_at + time_to_all
@@ -168,6 +165,13 @@ def judge(
         extra=dict(extra or {}),
         disruptions=dict(disruptions or {}),
     )
+
+
+def time_to_all_of(reached: Mapping[str, float | None]) -> float | None:
+    """Seconds until the last of the servers in ``reached`` first answered; ``None`` when one
+    never did, or there are none."""
+    times = [t for t in reached.values() if t is not None]
+    return max(times) if times and len(times) == len(reached) else None
 
 
 def _reached(
