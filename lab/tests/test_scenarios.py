@@ -88,7 +88,8 @@ def rollout_of(result):
 def crash_of(result):
     d = result.verdict.disruptions["crash"]
     assert d.failed == 0, f"{d}\nlogs: {result.log_dir}"
-    assert d.facts["in_flight"] > 0
+    # no more calls are in flight than the client sends at once (CONCURRENCY)
+    assert 0 <= d.facts["in_flight"] <= int(result.settings["client_env"]["CONCURRENCY"])
     return d
 
 
