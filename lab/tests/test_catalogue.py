@@ -157,7 +157,7 @@ def test_every_namespace_follows_the_one_rule_and_is_no_tools_own():
 def test_everything_a_record_names_exists():
     for scenario in catalogue.SCENARIOS:
         assert set(scenario.expected_checks) <= set(checks.CHECKS), scenario.name
-        for phase in scenario.phases:
+        for phase in scenario.all_phases:
             assert phase.name in timeline.PHASES, (scenario.name, phase.name)
             if phase.on_cluster:
                 assert phase.name in e2e.PHASES, (scenario.name, phase.name)

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
+from hellolb_lab import __main__ as main
 from hellolb_lab import polling, procs
+from hellolb_lab.cli import options_from
 from hellolb_lab.errors import LabError
 
 LAB = [sys.executable, "-m", "hellolb_lab"]
@@ -51,6 +53,8 @@ def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path, lab_
             "2",
             "--after",
             "5",
+            "--phases",
+            "none",
             "--plain",
             "--assert",
             "--json",
@@ -125,3 +129,25 @@ def test_ctrl_c_stops_every_process(tmp_path, lab_net):
         return True
 
     polling.wait_for(all_free, 5, "every address of the run to be free", interval=0.1)
+
+
+def test_phases_are_chosen_by_name():
+    def chosen(*argv):
+        opts = options_from(main.parser().parse_args(["run", "proxy", *argv]))
+        return opts.phases, opts.skip
+
+    assert chosen() == (None, ())
+    assert chosen("--phases", "rollout,crash") == (("rollout", "crash"), ())
+    assert chosen("--phases", "none", "--skip", "crash") == ((), ("crash",))
+
+
+def test_an_unknown_phase_is_refused_before_anything_starts(tmp_path):
+    proc = subprocess.run(
+        [*LAB, "run", "headless", "--skip", "rolout", "--logs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "no phase 'rolout'" in proc.stderr
+    assert not list(tmp_path.rglob("*.log"))

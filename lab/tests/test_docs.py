@@ -30,7 +30,7 @@ def table_rows(text: str) -> list[list[str]]:
 
 def record_rows(s: Scenario) -> dict[str, str]:
     """What a scenario page's first table must say, from the record."""
-    phases = [f"`{p.name}`" + ("" if p.on_cluster else " (lab only)") for p in s.phases]
+    phases = [f"`{p.name}`" + ("" if p.on_cluster else " (lab only)") for p in s.all_phases]
     return {
         "how calls are balanced": s.balancing,
         "what you see": s.shows,
@@ -38,6 +38,8 @@ def record_rows(s: Scenario) -> dict[str, str]:
         "hops": str(s.hops),
         "new servers": s.reach.value,
         "bound": s.bound.value,
+        "in a rollout": s.rollout,
+        "in a crash": s.crash,
         "checks": "; ".join(s.expected_checks),
         "phases after the scale-up": ", ".join(phases) or "none",
         "cluster watch": f"{s.watch.warmup_s:g} s before the scale-up, "

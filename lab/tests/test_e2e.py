@@ -142,10 +142,49 @@ def test_reach_bounds_come_from_the_rendered_overlays(overlay_of):
     assert bound(overlay_of, "linkerd") == bounds.CONTROL_PLANE_PUSH_S + bounds.CLUSTER_MARGIN_S
 
 
+#: The server pods a rollout of the five creates.
+ROLLED = ["server-f", "server-g", "server-h", "server-i", "server-j"]
+
+
+def response(t: float, server: str) -> str:
+    return json.dumps(
+        {"event": "client.response", "timestamp": iso(t), "client_id": "c", "server_id": server}
+    )
+
+
+def error(t: float) -> str:
+    return json.dumps(
+        {"event": "client.error", "timestamp": iso(t), "client_id": "c", "code": "UNAVAILABLE"}
+    )
+
+
+#: Seconds the old pods take to go, on the fake clock: pause, drain, stop.
+OLD_PODS_GO_S = 10.0
+
+
+def rollout_log(start: float, end: float, *, reached: list[str], errors: int) -> str:
+    """The client's lines around a rollout: answers from the old servers until they are gone,
+    then from ``reached``, and ``errors`` failed calls right after it started."""
+    lines = [error(start + 0.5) for _ in range(errors)]
+    t = start - 5
+    while t < end:
+        servers = OLD + NEW if t < start + OLD_PODS_GO_S else reached
+        lines += [response(t, s) for s in servers]
+        t += 0.25
+    return "\n".join(lines)
+
+
 class FakeCluster:
     """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock."""
 
-    def __init__(self, scenario: str, new_servers_reached: bool, new_proxies_idle: bool) -> None:
+    def __init__(
+        self,
+        scenario: str,
+        new_servers_reached: bool,
+        new_proxies_idle: bool,
+        rollout_errors: int = 0,
+        rollout_reached: list[str] = ROLLED,
+    ) -> None:
         self.scenario = scenario
         self.now = T0
         self.server_scaled = False
@@ -153,6 +192,9 @@ class FakeCluster:
         self.client_restarted_after_proxy_scale = False
         self.reached = new_servers_reached
         self.idle = new_proxies_idle
+        self.rollout_errors = rollout_errors
+        self.rollout_reached = rollout_reached
+        self.rolled_out_at: float | None = None
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -162,7 +204,11 @@ class FakeCluster:
 
     def run(self, argv) -> str:
         args = list(argv)
-        if "scale" in args:
+        if "restart" in args:
+            self.rolled_out_at = self.now
+        elif "--for=delete" in args:
+            self.now += OLD_PODS_GO_S
+        elif "scale" in args:
             if "deployment/server" in args:
                 self.server_scaled = True
             else:
@@ -171,13 +217,23 @@ class FakeCluster:
             # Only a client started after the proxies scaled can know the new ones.
             self.client_restarted_after_proxy_scale = self.proxy_scaled
         elif "get" in args and "app=server" in args:
+            if self.rolled_out_at is not None:
+                return " ".join(ROLLED)
             return " ".join(OLD + NEW if self.server_scaled else OLD)
         elif "get" in args and "app=proxy" in args:
             return " ".join(["proxy-1", "proxy-2", "proxy-3"] if self.proxy_scaled else ["proxy-1"])
         elif "logs" in args and "app=client" in args:
             after = OLD + NEW if self.reached else OLD
             warmup = catalogue.get(self.scenario).watch.warmup_s
-            return client_log(OLD, after, scale_at=T0 + warmup, end=self.now)
+            log = client_log(OLD, after, scale_at=T0 + warmup, end=self.now)
+            if self.rolled_out_at is None:
+                return log
+            reached, errors = self.rollout_reached, self.rollout_errors
+            return (
+                log
+                + "\n"
+                + rollout_log(self.rolled_out_at, self.now, reached=reached, errors=errors)
+            )
         elif "logs" in args:
             busy = self.client_restarted_after_proxy_scale or not self.idle
             line = json.dumps({"event": "proxy.request"})
@@ -186,7 +242,13 @@ class FakeCluster:
 
 
 def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True, **options):
-    fake = FakeCluster(scenario, reached, idle)
+    fake = FakeCluster(
+        scenario,
+        reached,
+        idle,
+        rollout_errors=options.pop("rollout_errors", 0),
+        rollout_reached=options.pop("rollout_reached", ROLLED),
+    )
     record = catalogue.get(scenario)
     stand_in = cluster.Cluster(record.namespace, fake.run)
     plan = e2e.plan_check(record, overlay_of(scenario), Options(**options))
@@ -280,6 +342,48 @@ def test_without_kubectl_or_skaffold_the_check_says_so(monkeypatch, capsys):
 
 
 def test_a_phase_the_cluster_check_lacks_is_refused_before_any_command(overlay_of):
-    record = dataclasses.replace(catalogue.get("headless"), phases=(catalogue.Phase("rollout"),))
-    with pytest.raises(LabError, match="no phase 'rollout'"):
+    record = dataclasses.replace(
+        catalogue.get("headless"), phases=(catalogue.Phase("drain_a_node"),)
+    )
+    with pytest.raises(LabError, match="no phase 'drain_a_node'"):
         e2e.plan_check(record, overlay_of("headless"), Options())
+
+
+# -- the rolling restart
+
+
+@pytest.mark.parametrize("scenario", catalogue.names())
+def test_every_scenario_ends_with_a_rolling_restart_and_no_crash(overlay_of, scenario):
+    plan = e2e.plan_check(catalogue.get(scenario), overlay_of(scenario), Options())
+    assert plan.phases[-1] == "rollout"
+    assert "crash" not in plan.phases
+
+
+def test_the_rollout_restarts_the_servers_then_waits_for_every_old_pod_to_go(overlay_of):
+    calls, checks = drive(overlay_of, "headless")
+    restart = calls.index(kubectl("headless", "rollout", "restart", "deployment/server"))
+    status = kubectl("headless", "rollout", "status", "deployment/server", "--timeout=180s")
+    assert calls[restart + 1] == status
+    old = [f"pod/{p}" for p in OLD + NEW]
+    wait = kubectl("headless", "wait", "--for=delete", *old, "--timeout=180s")
+    assert calls.index(wait) > restart
+    assert checks["no failed call in the rollout"] is True
+    assert checks["every server answers after the rollout"] is True
+
+
+def test_the_rollout_fails_the_check_when_calls_fail_during_it(overlay_of):
+    _, checks = drive(overlay_of, "proxy", rollout_errors=3)
+    assert checks["no failed call in the rollout"] is False
+    assert checks["no failed RPC"] is True  # the scale-up's part of the run lost nothing
+
+
+def test_the_rollout_fails_the_check_when_a_new_pod_gets_no_call(overlay_of):
+    _, checks = drive(overlay_of, "maxage", rollout_reached=ROLLED[:3])
+    assert checks["every server answers after the rollout"] is False
+
+
+def test_clusterip_after_the_rollout_is_one_server_per_client(overlay_of):
+    _, checks = drive(overlay_of, "clusterip", rollout_reached=ROLLED[:1])
+    assert checks["one server per client after the rollout"] is True
+    _, checks = drive(overlay_of, "clusterip")
+    assert checks["one server per client after the rollout"] is False

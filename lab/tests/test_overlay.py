@@ -5,6 +5,7 @@ import shutil
 import pytest
 import yaml
 from hellolb_lab import catalogue, overlay, timeline
+from hellolb_lab.deployment import PodStop, RollingUpdate
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Net, Options
 
@@ -99,10 +100,44 @@ def test_a_changed_overlay_changes_the_lab(tmp_path, k8s_dir, lab_net):
     assert ov.server_replicas == 2
     assert ov.server_env["WORK_TIME"] == "50ms"
 
-    options = Options(warmup=2, after=2, net=Net(lab_net(81)), k8s_dir=copy, log_dir=tmp_path / "l")
+    options = Options(
+        warmup=2, after=2, net=Net(lab_net(81)), k8s_dir=copy, log_dir=tmp_path / "l", phases=()
+    )
     result = timeline.run("headless", options)
     assert set(result.verdict.servers_before) == {"server-1", "server-2"}
     assert result.verdict.new_servers == ("server-3", "server-4", "server-5")
     assert result.settings["server_env"]["WORK_TIME"] == "50ms"
     # 50 ms of work instead of 200 ms shows in the client's latency
     assert result.latency_ms["p50"] < 150
+
+
+def test_rollout_settings_and_pod_stop_come_from_the_server_deployment(k8s_dir):
+    headless = overlay.load("headless", k8s_dir)
+    assert headless.server_rollout == RollingUpdate(max_surge=1, max_unavailable=0, min_ready_s=4)
+    assert headless.server_stop == PodStop(prestop_s=5, grace_s=30)
+    # no strategy in the manifest: the API's defaults
+    assert overlay.load("proxy", k8s_dir).server_rollout == RollingUpdate("25%", "25%", 0)
+
+
+def deployments(server_spec: dict, container: dict | None = None) -> str:
+    def deployment(name: str, spec: dict, main: dict) -> dict:
+        template = {"metadata": {}, "spec": {"containers": [{"name": name, **main}]}}
+        return {
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {**spec, "template": template},
+        }
+
+    server = deployment("server", server_spec, container or {})
+    return yaml.safe_dump_all([server, deployment("client", {}, {})])
+
+
+def test_a_strategy_the_lab_cannot_roll_out_is_refused():
+    with pytest.raises(LabError, match="only by RollingUpdate"):
+        overlay.parse(deployments({"strategy": {"type": "Recreate"}}), "x")
+
+
+def test_a_prestop_hook_the_lab_cannot_run_is_refused():
+    hook = {"lifecycle": {"preStop": {"exec": {"command": ["sleep", "5"]}}}}
+    with pytest.raises(LabError, match=r"preStop sleep, not \['exec'\]"):
+        overlay.parse(deployments({}, hook), "x")

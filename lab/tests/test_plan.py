@@ -92,10 +92,36 @@ def test_every_address_the_run_binds_is_listed_once(overlay_of):
     assert envoy.admin == ("127.0.77.23", 9901)
 
 
-def test_phases_are_the_records(overlay_of):
-    assert plan_of("proxy", overlay_of).phases == ("scale_proxies", "restart_client")
+def test_phases_are_the_records_then_a_rollout_and_a_crash(overlay_of):
+    proxy = plan_of("proxy", overlay_of).phases
+    assert proxy == ("scale_proxies", "restart_client", "rollout", "crash")
     assert plan_of("clusterip", overlay_of).clients == 2
     assert plan_of("sidecar", overlay_of).clients == 1
+
+
+def test_the_options_choose_among_the_phases(overlay_of):
+    assert plan_of("proxy", overlay_of, phases=("rollout",)).phases == ("rollout",)
+    assert plan_of("proxy", overlay_of, skip=("crash",)).phases[-1] == "rollout"
+    # a phase the scenario lacks is left out, not added
+    assert plan_of("headless", overlay_of, phases=("scale_proxies", "crash")).phases == ("crash",)
+    assert plan_of("clusterip", overlay_of, phases=()).clients == 1
+
+
+def test_an_unknown_phase_is_refused_with_the_known_ones(overlay_of):
+    with pytest.raises(LabError, match=r"no phase 'drain'.*rollout, crash"):
+        plan_of("headless", overlay_of, skip=("drain",))
+
+
+def test_a_rollout_gives_its_new_servers_new_addresses(overlay_of):
+    plan = plan_of("headless", overlay_of)
+    endpoints = plan.endpoints()
+    assert plan.servers_ever == 10
+    assert ("127.0.77.19", 50051, False) in endpoints  # server-9
+    assert ("127.0.77.110", 50051, False) in endpoints  # server-10: past .19, on from .110
+    assert ("127.0.77.20", 50051, False) not in endpoints
+    without = plan_of("headless", overlay_of, skip=("rollout",))
+    assert without.servers_ever == 5
+    assert ("127.0.77.16", 50051, False) not in without.endpoints()
 
 
 def test_a_cluster_only_scenario_is_refused_with_its_reason(overlay_of):
@@ -118,6 +144,8 @@ QUICKAGE = Scenario(
     hops=0,
     reach=Reach.BOUNDED,
     bound=Bound.MAX_AGE,
+    rollout="no call fails",
+    crash="no call fails",
     checks=(catalogue.NEW_SERVER_REACHED,),
     phases=(Phase("restart_client"),),
 )
@@ -177,7 +205,7 @@ def test_a_new_scenario_is_planned_from_its_record_and_overlay(k8s_with_quickage
     assert plan.server_env["MAX_CONNECTION_AGE"] == "2s"
     assert plan.bound == round(2 * 1.1 + 0.5 + 2, 3)
     assert plan.target.name == "server.grpc-lb-quickage.svc.cluster.local"
-    assert plan.phases == ("restart_client",)
+    assert plan.phases == ("restart_client", "rollout", "crash")
     assert plan.clients == 2
 
 
@@ -190,16 +218,21 @@ def test_a_new_scenario_runs_and_is_judged_by_its_own_checks(tmp_path, k8s_with_
         net=Net(lab_net(79)),
         k8s_dir=k8s_with_quickage,
         log_dir=tmp_path / "logs",
+        skip=("rollout", "crash"),
     )
     result = timeline.run(QUICKAGE, options)
-    assert [c.name for c in result.checks] == list(QUICKAGE.expected_checks)
+    # the checks of the phases left out are skipped, not failed
+    skipped = {catalogue.ROLLOUT_LOSSLESS, catalogue.CRASH_LOSSLESS}
+    assert [c.name for c in result.checks] == [
+        c for c in QUICKAGE.expected_checks if c not in skipped
+    ]
     assert result.ok, f"{result.checks}\nlogs: {result.log_dir}"
     assert set(result.verdict.servers_by_client) == {"client-1", "client-2"}
 
 
 def test_a_phase_the_timeline_lacks_is_refused_before_anything_starts(tmp_path, k8s_with_quickage):
-    broken = replace(QUICKAGE, phases=(Phase("rollout"),))
+    broken = replace(QUICKAGE, phases=(Phase("drain_a_node"),))
     options = Options(net=NET, k8s_dir=k8s_with_quickage, log_dir=tmp_path / "logs")
-    with pytest.raises(LabError, match="no phase 'rollout'"):
+    with pytest.raises(LabError, match="no phase 'drain_a_node'"):
         timeline.run(broken, options)
     assert not list((tmp_path / "logs").glob("*.log"))

@@ -1,8 +1,16 @@
 """Each scenario's behaviour, from a real run: real servers, real DNS, real Envoy, real client.
 
-Phases are short; every bound comes from the overlay's settings (max connection age, the
-client's re-resolution floor, Envoy's DNS refresh rate), not from guesses.
+Every run goes the whole timeline: the scale-up, the scenario's own phases, a rolling restart of
+every server with the overlay's strategy and pod timings, and a crash. Phases are short; every
+bound comes from the overlay's settings (max connection age, the client's re-resolution floor,
+Envoy's DNS refresh rate), not from guesses.
+
+The runs start together, each on its own loopback block, and each test waits for its own: a run
+mostly waits (for a pause, a drain, a refresh) and uses a tenth of a core, so side by side they
+take the time of the longest instead of the sum.
 """
+
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from hellolb_lab import timeline
@@ -12,50 +20,127 @@ pytestmark = pytest.mark.slow
 
 OLD = {"server-1", "server-2", "server-3"}
 NEW = ("server-4", "server-5")
+#: The servers a rollout of the five starts, each a new pod.
+REPLACEMENTS = {f"server-{i}" for i in range(6, 11)}
+#: Seconds one run may take, start to end, on a busy machine.
+RUN_TIMEOUT_S = 110
+#: Each scenario's run, and the loopback block it runs on.
+RUNS = {
+    "clusterip": ({}, 83),
+    "headless": ({}, 84),
+    "maxage": ({}, 85),
+    "proxy": ({}, 86),
+    "sidecar": ({}, 87),
+    # grpc's re-resolution floor, longer than the run: the client never looks again.
+    "headless-floor": ({"DNS_MIN_TIME_BETWEEN_RESOLUTIONS": "60s"}, 91),
+}
 
 
-def run(name, net, tmp_path, **phases):
-    options = Options(
+def options(name, net, tmp_path, client_env):
+    phases = ("rollout",) if client_env else None
+    return Options(
         warmup=3,
         steady=2,
         idle=3,
         restart=3,
+        settle=3,
         headless_after=4,
         net=Net(net),
         log_dir=tmp_path / name,
-        **phases,
+        client_env=client_env,
+        phases=phases,
     )
-    result = timeline.run(name, options)
-    failed = [c for c in result.checks if not c.ok]
-    assert not failed, f"{failed}\nlogs: {result.log_dir}"
-    assert result.verdict.failed_rpcs == 0
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, lab_net):
+    tmp_path = tmp_path_factory.mktemp("scenarios")
+    with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
+        yield {
+            name: pool.submit(
+                timeline.run, name.split("-")[0], options(name, lab_net(n), tmp_path, env)
+            )
+            for name, (env, n) in RUNS.items()
+        }
+
+
+def result_of(runs: dict[str, Future], name: str, *, expected: bool = True):
+    result = runs[name].result(timeout=RUN_TIMEOUT_S)
+    if expected:
+        failed = [c for c in result.checks if not c.ok]
+        assert not failed, f"{failed}\nlogs: {result.log_dir}"
+        assert result.verdict.failed_rpcs == 0
     return result
 
 
-def test_clusterip_one_server_per_client_connection(tmp_path, lab_net):
-    result = run("clusterip", lab_net(83), tmp_path)
+def rollout_of(result):
+    d = result.verdict.disruptions["rollout"]
+    assert d.failed == 0, f"{d}\nlogs: {result.log_dir}"
+    assert set(d.reached) == REPLACEMENTS
+    stops = d.facts["stops"]
+    assert len(stops) == 5
+    # every old server paused (preStop), got SIGTERM, drained and exited 0 within its grace
+    assert all(s["exit_code"] == 0 and not s["killed"] for s in stops), stops
+    assert all(s["sigterm_s"] >= 5.0 for s in stops), stops
+    return d
+
+
+def crash_of(result):
+    d = result.verdict.disruptions["crash"]
+    assert d.failed == 0, f"{d}\nlogs: {result.log_dir}"
+    # no more calls are in flight than the client sends at once (CONCURRENCY)
+    assert 0 <= d.facts["in_flight"] <= int(result.settings["client_env"]["CONCURRENCY"])
+    return d
+
+
+def test_clusterip_one_server_per_client_connection(runs):
+    result = result_of(runs, "clusterip")
     v = result.verdict
     assert set(v.servers_by_client) == {"client-1", "client-2"}
     assert all(len(servers) == 1 for servers in v.servers_by_client.values())
     answered_before = [s for s, n in v.servers_before.items() if n]
     assert len(answered_before) == 1  # round_robin has one address: the virtual one
+    # the rollout moves the one connection to one new server, the crash to another
+    rollout = rollout_of(result)
+    assert [len(s) for s in rollout.servers_by_client_after.values()] == [1]
+    assert set(*rollout.servers_by_client_after.values()) <= REPLACEMENTS
+    crash_of(result)
 
 
-def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(tmp_path, lab_net):
-    result = run("headless", lab_net(84), tmp_path)
+def test_headless_balanced_over_the_first_three_and_nothing_to_the_new(runs):
+    result = result_of(runs, "headless")
     v = result.verdict
     assert set(v.servers_before) == OLD
     assert v.balance_before.ratio <= 1.5
     assert v.new_servers == NEW
     assert all(v.servers_after[s] == 0 for s in NEW)
     assert v.reached == {"server-4": None, "server-5": None}
-    # the client looked the name up once, at the start, and never again
+    # the client looked the name up once, at the start, and not again until servers left
     assert result.picture.lookups
-    assert all(t < v.scale_at for t in result.picture.lookups)
+    assert all(t < v.scale_at for t in result.picture.lookups if t < v.end)
+    # one server at a time (components/paced-rollout)
+    facts = result.verdict.disruptions["rollout"].facts
+    assert (facts["max_surge"], facts["max_unavailable"], facts["min_ready_s"]) == (1, 0, 4)
+    # a rollout closes connections: afterwards the client uses every new server, evenly
+    rollout = rollout_of(result)
+    assert rollout.balance_after.balanced
+    crash_of(result)
 
 
-def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path, lab_net):
-    result = run("maxage", lab_net(85), tmp_path)
+def test_headless_fails_calls_in_a_rollout_while_its_floor_forbids_a_new_lookup(runs):
+    """Its old servers drain and stop, and the client may not resolve the name again."""
+    result = result_of(runs, "headless-floor", expected=False)
+    d = result.verdict.disruptions["rollout"]
+    assert d.failed > 0
+    assert set(d.failed_by_code) == {"UNAVAILABLE"}
+    assert d.narrow_s > 0
+    assert not any(d.reached.values())  # no new server ever answered
+    failed = {c.name for c in result.checks if not c.ok}
+    assert failed == {"no failed call in the rollout", "every server answers after the rollout"}
+
+
+def test_maxage_reaches_all_five_within_the_derived_bound(runs):
+    result = result_of(runs, "maxage")
     v = result.verdict
     env = result.settings["server_env"]
     assert env["MAX_CONNECTION_AGE"]
@@ -68,10 +153,12 @@ def test_maxage_reaches_all_five_within_the_derived_bound(tmp_path, lab_net):
     relookups = [t for t in result.picture.lookups if t > v.scale_at]
     assert relookups
     assert min(relookups) <= v.scale_at + v.time_to_all_new
+    assert rollout_of(result).balance_after.balanced
+    crash_of(result)
 
 
-def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(tmp_path, lab_net):
-    result = run("proxy", lab_net(86), tmp_path)
+def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(runs):
+    result = result_of(runs, "proxy")
     v = result.verdict
     assert v.time_to_all_new is not None
     assert v.time_to_all_new <= result.bound
@@ -79,11 +166,17 @@ def test_proxy_reaches_all_five_and_new_proxies_idle_until_the_client_restarts(t
     assert split["before_restart"] == {"proxy-2": 0, "proxy-3": 0}
     assert all(n > 0 for n in split["after_restart"].values())
     assert split["total"]["proxy-1"] > 0
+    rollout_of(result)
+    crash_of(result)
 
 
-def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path, lab_net):
-    result = run("sidecar", lab_net(87), tmp_path)
+def test_sidecar_reaches_all_five_within_the_refresh_bound(runs):
+    result = result_of(runs, "sidecar")
     v = result.verdict
     assert result.bound == result.settings["envoy_dns_refresh_s"] + 2.0
     assert v.time_to_all_new is not None
     assert v.time_to_all_new <= result.bound
+    # Envoy finds the new servers at its DNS refresh, within the same bound of each start
+    rollout = rollout_of(result)
+    assert rollout.time_to_all_new is not None
+    crash_of(result)

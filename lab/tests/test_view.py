@@ -51,3 +51,16 @@ def test_live_output_redraws_in_place():
 def test_table():
     text = table([{"a": 1, "b": "x"}], ["a", "b"])
     assert text.splitlines()[0] == "| a | b |"
+
+
+def test_a_server_that_left_is_blank_from_then_on_and_rows_sort_by_number():
+    p = picture()
+    p.servers["server-10"] = 101.0
+    p.gone["server-4"] = 105.0
+    lines = render(p, now=106.0).splitlines()
+    rows = [line.split()[0] for line in lines if line.startswith("server-")]
+    assert rows == ["server-1", "server-2", "server-4", "server-10"]
+    row4 = next(line for line in lines if line.startswith("server-4"))
+    assert row4.split()[1] == "··"  # there from 3 s, gone at 5 s
+    row10 = next(line for line in lines if line.startswith("server-10"))
+    assert row10.split()[1] == "·····"  # there, idle, from 1 s on

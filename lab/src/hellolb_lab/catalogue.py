@@ -2,8 +2,9 @@
 
 A record says how a scenario balances calls, whether the lab can run it or it needs a cluster,
 how many proxy hops a call crosses, what happens to servers added later (:class:`Reach`), the
-rule its time bound follows (:class:`Bound`), the checks its verdict runs, the named phases its
-timeline adds after the scale-up, and how long the cluster check watches it. The lab, the
+rule its time bound follows (:class:`Bound`), what a rollout and a crash do to its client, the
+checks its verdict runs, the named phases its timeline adds after the scale-up, and how long the
+cluster check watches it. The lab, the
 verdicts, the tour and bench tables, the CLI's choices, the cluster check, the docs pages and the
 tests all read these records; none of them spells a scenario out again.
 
@@ -22,8 +23,13 @@ from hellolb_lab.errors import LabError
 #: A scenario's Kubernetes namespace is this prefix and its name (see :func:`namespace`).
 NAMESPACE_PREFIX = "grpc-lb-"
 
-#: Checks every scenario runs, before its own.
-COMMON_CHECKS = ("answers", "no failed RPC")
+#: Servers leaving cost no call: in a rollout, and when one crashes (with the client's and
+#: Envoy's retries, the calls in flight on the dead server are sent again).
+ROLLOUT_LOSSLESS = "no failed call in the rollout"
+CRASH_LOSSLESS = "no failed call in the crash"
+
+#: Checks every scenario runs, before its own. A check of a phase the run left out is skipped.
+COMMON_CHECKS = ("answers", "no failed RPC", ROLLOUT_LOSSLESS, CRASH_LOSSLESS)
 
 
 def namespace(name: str) -> str:
@@ -67,6 +73,12 @@ class Phase:
     on_cluster: bool = True
 
 
+#: Phases every scenario runs after its own: servers leave. The crash stays in the lab: kubectl
+#: cannot crash a server (inside its pod the server is PID 1, and the kernel drops a SIGKILL
+#: sent to a namespace's init from within that namespace), and deleting a pod is a graceful stop.
+COMMON_PHASES = (Phase("rollout"), Phase("crash", on_cluster=False))
+
+
 @dataclass(frozen=True)
 class ClusterWatch:
     """Seconds the cluster check lets the client run: before the scale-up, after it, and in each
@@ -79,7 +91,9 @@ class ClusterWatch:
 
 @dataclass(frozen=True)
 class Scenario:
-    """One scenario. ``needs_cluster`` is the reason the lab cannot run it, if it cannot."""
+    """One scenario. ``rollout`` and ``crash`` say, in the docs' words, what its client goes
+    through when every server is replaced and when one is killed. ``needs_cluster`` is the
+    reason the lab cannot run it, if it cannot."""
 
     name: str
     balancing: str
@@ -87,6 +101,8 @@ class Scenario:
     hops: int
     reach: Reach
     bound: Bound
+    rollout: str
+    crash: str
     checks: tuple[str, ...]
     phases: tuple[Phase, ...] = ()
     needs_cluster: str | None = None
@@ -101,12 +117,33 @@ class Scenario:
         return namespace(self.name)
 
     @property
+    def all_phases(self) -> tuple[Phase, ...]:
+        """The phases after the scale-up: the scenario's own, then the common ones."""
+        return (*self.phases, *COMMON_PHASES)
+
+    @property
     def expected_checks(self) -> tuple[str, ...]:
         """Every check the verdict runs for this scenario, in order."""
         return (*COMMON_CHECKS, *self.checks)
 
 
 NEW_SERVER_REACHED = "every new server reached"
+ALL_AFTER_ROLLOUT = "every server answers after the rollout"
+
+#: What the scenarios whose calls are balanced by Envoy go through.
+ENVOY_ROLLOUT = (
+    "no call fails: Envoy keeps an old server until its health checks see it drain, finds the "
+    "new ones at its next DNS refresh, and sends a call a stopping server refused to another"
+)
+ENVOY_CRASH = (
+    "no call fails: Envoy retries the calls in flight on another server, and its health checks "
+    "and outlier detection take the dead one out"
+)
+#: What a client that balances over the servers by itself goes through in a crash.
+DIRECT_CRASH = (
+    "no call fails: the client's retries send the calls in flight to the servers it is still "
+    "connected to"
+)
 
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -117,7 +154,15 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=1,
         reach=Reach.NEW_CONNECTION,
         bound=Bound.NONE,
-        checks=("one server per client connection",),
+        rollout=(
+            "no call fails: when its server stops, the client's one connection closes and it "
+            "opens another through the virtual address, to one new server"
+        ),
+        crash=(
+            "no call fails: the calls in flight die with the connection, and the client's "
+            "retries send them over a new one, to another server"
+        ),
+        checks=("one server per client connection", "one server per client after the rollout"),
         # In the lab only: a restarted client shows that a new connection may land on another
         # server, and still on one only.
         phases=(Phase("restart_client", on_cluster=False),),
@@ -129,7 +174,17 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=0,
         reach=Reach.NEVER,
         bound=Bound.NONE,
-        checks=("balanced over the first servers", "no traffic to the new servers"),
+        rollout=(
+            "no call fails: the client drops each old server as it drains, finds the new ones when "
+            "the first old one closes its connections, and then uses every one; with grpc's "
+            "default 30 s re-resolution floor it can fail every call until the floor passes"
+        ),
+        crash=DIRECT_CRASH,
+        checks=(
+            "balanced over the first servers",
+            "no traffic to the new servers",
+            ALL_AFTER_ROLLOUT,
+        ),
     ),
     Scenario(
         name="maxage",
@@ -138,7 +193,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=0,
         reach=Reach.BOUNDED,
         bound=Bound.MAX_AGE,
-        checks=(NEW_SERVER_REACHED,),
+        rollout=(
+            "no call fails: the client finds the new servers when a connection reaches its "
+            "maximum age or an old server closes its connections, and then uses every one"
+        ),
+        crash=DIRECT_CRASH,
+        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
         watch=ClusterWatch(observe_s=60.0),
     ),
     Scenario(
@@ -148,10 +208,13 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=1,
         reach=Reach.BOUNDED,
         bound=Bound.ENVOY_DNS,
+        rollout=ENVOY_ROLLOUT,
+        crash=ENVOY_CRASH,
         checks=(
             NEW_SERVER_REACHED,
             "new proxy replicas idle until the client restarts",
             "new proxy replicas busy after the client restarts",
+            ALL_AFTER_ROLLOUT,
         ),
         phases=(Phase("scale_proxies"), Phase("restart_client")),
     ),
@@ -162,7 +225,9 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=1,
         reach=Reach.BOUNDED,
         bound=Bound.ENVOY_DNS,
-        checks=(NEW_SERVER_REACHED,),
+        rollout=ENVOY_ROLLOUT,
+        crash=ENVOY_CRASH,
+        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
     ),
     Scenario(
         name="linkerd",
@@ -171,7 +236,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=2,
         reach=Reach.BOUNDED,
         bound=Bound.CONTROL_PLANE,
-        checks=(NEW_SERVER_REACHED,),
+        rollout=(
+            "no call fails: the control plane takes a deleted pod out of the proxies' endpoints "
+            "during its preStop pause, before it stops serving"
+        ),
+        crash="not run: the crash is a lab phase, and the lab cannot run linkerd",
+        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
         needs_cluster=(
             "linkerd needs a Kubernetes cluster: its proxy is injected and configured by the "
             "Linkerd control plane, which the lab cannot run. Use the cluster walkthrough (make "
@@ -193,6 +263,11 @@ def names() -> tuple[str, ...]:
 def lab_names() -> tuple[str, ...]:
     """The scenarios the lab runs on one machine, in tour order."""
     return tuple(s.name for s in SCENARIOS if s.in_lab)
+
+
+def phase_names() -> tuple[str, ...]:
+    """Every phase any scenario runs, by name, each once."""
+    return tuple(dict.fromkeys(p.name for s in SCENARIOS for p in s.all_phases))
 
 
 def get(name: str) -> Scenario:

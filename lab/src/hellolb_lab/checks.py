@@ -2,9 +2,9 @@
 
 Every check takes the measured :class:`~hellolb_lab.verdict.Verdict` and the scenario's reach
 bound, and returns a :class:`Check` (passed or not, with the figures behind it), or ``None`` when
-the run holds no data for it (the proxy replicas' requests, outside the proxy phase). A new
-scenario that needs a new kind of check adds one function to :data:`CHECKS` under the name its
-record uses.
+the run holds no data for it (the proxy replicas' requests, outside the proxy phase; a rollout
+or a crash that did not run). A new scenario that needs a new kind of check adds one function to
+:data:`CHECKS` under the name its record uses.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hellolb_lab.catalogue import Scenario
+from hellolb_lab.catalogue import CRASH_LOSSLESS, ROLLOUT_LOSSLESS, Scenario
 from hellolb_lab.verdict import Verdict, ratio_text
 
 
@@ -88,6 +88,42 @@ def _proxies_busy(name: str, result: Verdict, bound: float | None) -> Check | No
     return Check(name, bool(after) and all(after.values()), detail)
 
 
+def _lossless(phase: str) -> CheckFunction:
+    """No call failed while servers left in ``phase``."""
+
+    def check(name: str, result: Verdict, bound: float | None) -> Check | None:
+        d = result.disruptions.get(phase)
+        if d is None:
+            return None
+        detail = f"{d.failed} failed"
+        if "in_flight" in d.facts:
+            detail += f" of {d.facts['in_flight']} calls in flight when {d.facts['killed']} died"
+        return Check(name, d.failed == 0, detail)
+
+    return check
+
+
+def _all_answer_after_rollout(name: str, result: Verdict, bound: float | None) -> Check | None:
+    d = result.disruptions.get("rollout")
+    if d is None:
+        return None
+    per = d.balance_after.per_server
+    idle = [s for s, n in per.items() if not n]
+    detail = f"max/min {ratio_text(d.balance_after.ratio)}"
+    if idle:
+        detail = "idle: " + ", ".join(idle)
+    return Check(name, bool(per) and not idle, detail)
+
+
+def _one_server_after_rollout(name: str, result: Verdict, bound: float | None) -> Check | None:
+    d = result.disruptions.get("rollout")
+    if d is None:
+        return None
+    by_client = d.servers_by_client_after
+    detail = "; ".join(f"{c}: {', '.join(s)}" for c, s in by_client.items()) or "no answers"
+    return Check(name, bool(by_client) and all(len(s) == 1 for s in by_client.values()), detail)
+
+
 #: Every check, by the name the catalogue's records use.
 CHECKS: dict[str, CheckFunction] = {
     "answers": _answers,
@@ -98,6 +134,10 @@ CHECKS: dict[str, CheckFunction] = {
     "every new server reached": _new_servers_reached,
     "new proxy replicas idle until the client restarts": _proxies_idle,
     "new proxy replicas busy after the client restarts": _proxies_busy,
+    ROLLOUT_LOSSLESS: _lossless("rollout"),
+    "every server answers after the rollout": _all_answer_after_rollout,
+    "one server per client after the rollout": _one_server_after_rollout,
+    CRASH_LOSSLESS: _lossless("crash"),
 }
 
 

@@ -19,6 +19,7 @@ SAME_NAME = (
     "steady",
     "idle",
     "restart",
+    "settle",
     "scale_to",
     "proxy_scale_to",
     "summary_interval",
@@ -31,6 +32,12 @@ def _env_pair(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of phase names; ``none`` for none."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return () if names == ("none",) else names
 
 
 def _duration(text: str) -> str:
@@ -82,6 +89,27 @@ def _add_phases(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--restart", type=float, default=d.restart, help=f"after a client restart ({d.restart:g})"
+    )
+    g.add_argument(
+        "--settle",
+        type=float,
+        default=d.settle,
+        help=f"after the rollout's last old server exited, and after a crash ({d.settle:g})",
+    )
+    g.add_argument(
+        "--phases",
+        type=_names,
+        default=d.phases,
+        metavar="NAME,...",
+        help="run only these of the scenario's phases after the scale-up (default: all; "
+        "'none' for none), e.g. --phases rollout",
+    )
+    g.add_argument(
+        "--skip",
+        type=_names,
+        default=d.skip,
+        metavar="NAME,...",
+        help="leave these phases out, e.g. --skip crash",
     )
 
 
@@ -136,6 +164,8 @@ def options_from(args: argparse.Namespace, scenario: str | None = None) -> Optio
         logs = logs / scenario
     return Options(
         **{name: given[name] for name in SAME_NAME if name in given},
+        phases=given.get("phases"),
+        skip=given.get("skip") or (),
         server_env=dict(given.get("server_env") or []),
         client_env=dict(given.get("client_env") or []),
         net=Net(given.get("net", NET.prefix), given.get("dns_port", NET.dns_port)),

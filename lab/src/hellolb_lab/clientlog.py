@@ -19,6 +19,20 @@ from typing import Any
 from hello_client import events as client
 
 Event = Mapping[str, Any]
+#: ``client.error``'s status code field (hello_client.runner writes it; its events module names
+#: no constant for it).
+ERROR_CODE = "code"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A call that failed, after the client's retries, at ``t`` (epoch seconds), with its status
+    code and the seconds it took since it was sent."""
+
+    t: float
+    code: str
+    latency_s: float = 0.0
+    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,14 +102,17 @@ def answers_from_events(events: Iterable[Event]) -> list[Answer]:
     return chosen
 
 
-def failed_rpcs(events: Iterable[Event]) -> int:
-    """Failed calls: ``client.error`` lines, or the summaries' totals if larger.
+def failed_rpcs(events: Iterable[Event], until: float | None = None) -> int:
+    """Failed calls (before ``until``): ``client.error`` lines, or the summaries' totals if
+    larger.
 
     ``errors_total_count`` is cumulative per client, so the largest value per client counts.
     """
     errors = 0
     totals: dict[str, int] = {}
     for event in events:
+        if until is not None and parse_timestamp(event.get(client.TIMESTAMP, 0)) >= until:
+            continue
         if is_error(event):
             errors += 1
         elif is_summary(event):
@@ -103,3 +120,30 @@ def failed_rpcs(events: Iterable[Event]) -> int:
             count = int(event.get(client.ERRORS_TOTAL_COUNT) or 0)
             totals[who] = max(totals.get(who, 0), count)
     return max(errors, sum(totals.values()))
+
+
+def failures(events: Iterable[Event]) -> list[Failure]:
+    """Every failed call that a ``client.error`` line reports, oldest first."""
+    found = [
+        Failure(
+            parse_timestamp(e[client.TIMESTAMP]),
+            str(e.get(ERROR_CODE, "")),
+            float(e.get(client.LATENCY_MS) or 0.0) / 1000,
+            str(e.get(client.CLIENT_ID, "")),
+        )
+        for e in events
+        if is_error(e) and client.TIMESTAMP in e
+    ]
+    return sorted(found, key=lambda f: f.t)
+
+
+def calls_in_flight(events: Iterable[Event], t: float) -> int:
+    """Calls the client had sent and not yet seen end at ``t``: answered or failed later, and
+    sent (their end minus their latency) before it."""
+    count = 0
+    for e in events:
+        if (is_response(e) or is_error(e)) and client.TIMESTAMP in e:
+            end = parse_timestamp(e[client.TIMESTAMP])
+            if end - float(e.get(client.LATENCY_MS) or 0.0) / 1000 <= t < end:
+                count += 1
+    return count

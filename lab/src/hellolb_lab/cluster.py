@@ -89,6 +89,17 @@ class Cluster:
         timeout = f"--timeout={ROLLOUT_TIMEOUT_S}s"
         self._kubectl("rollout", "status", f"deployment/{deployment}", timeout)
 
+    def rollout_restart(self, deployment: str) -> None:
+        """``kubectl rollout restart``, then ``kubectl rollout status`` until it is complete."""
+        self._kubectl("rollout", "restart", f"deployment/{deployment}")
+        self.rollout(deployment)
+
+    def wait_deleted(self, pods: Sequence[str]) -> None:
+        """Until every one of ``pods`` is gone (a pod already gone counts: kubectl 1.21 on)."""
+        if pods:
+            timeout = f"--timeout={ROLLOUT_TIMEOUT_S}s"
+            self._kubectl("wait", "--for=delete", *(f"pod/{p}" for p in pods), timeout)
+
     def scale(self, deployment: str, replicas: int) -> None:
         self._kubectl("scale", f"deployment/{deployment}", f"--replicas={replicas}")
         self.rollout(deployment)

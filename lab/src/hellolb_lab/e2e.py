@@ -5,10 +5,13 @@
 It deploys the scenario with ``skaffold run -p <scenario>``, waits for the servers (and the
 proxy), starts the client afresh so that it resolves all of them, lets it run, scales the
 servers to ``--scale-to`` and keeps watching, for the times the scenario's catalogue record
-gives. Then come the scenario's own phases that run on a cluster (the proxy scenario scales the
-proxy and restarts the client, watching the new proxies' access logs). The client's log lines
+gives. Then come the scenario's phases that run on a cluster: its own (the proxy scenario scales
+the proxy and restarts the client, watching the new proxies' access logs), then a rolling
+restart of every server (``kubectl rollout restart deploy/server``, ``kubectl rollout status``,
+then until every old pod is gone, and the client watched a while longer). The client's log lines
 are judged by the same verdict and checks as the lab's, with the bound from the overlay's own
-settings and a cluster margin.
+settings and a cluster margin; the rollout by the same measurements as the lab's rollout
+(:mod:`hellolb_lab.disruption`).
 
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
@@ -21,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hellolb_lab import bounds, checks, clientlog, envoy, verdict
+from hellolb_lab import bounds, checks, clientlog, disruption, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
@@ -60,7 +63,7 @@ class CheckPlan:
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
     """The check's steps, or :class:`LabError` when the record names a phase the check lacks."""
-    phases = tuple(p.name for p in scenario.phases if p.on_cluster)
+    phases = tuple(p.name for p in scenario.all_phases if p.on_cluster)
     unknown = [name for name in phases if name not in PHASES]
     if unknown:
         raise LabError(f"{scenario.name}: the cluster check has no phase {unknown[0]!r}")
@@ -91,8 +94,10 @@ def evaluate(
     end: float,
     reach_bound_s: float | None,
     extra: Mapping[str, Any] | None = None,
+    disruptions: Mapping[str, disruption.Disruption] | None = None,
 ) -> tuple[verdict.Verdict, list[Check]]:
-    """Judge a scenario from the client's log text (all its JSON lines) around a scale-up."""
+    """Judge a scenario from the client's log text (all its JSON lines) around a scale-up, and
+    the phases in which servers left, measured apart."""
     events = json_lines(client_log)
     result = verdict.judge(
         scenario.name,
@@ -101,8 +106,9 @@ def evaluate(
         servers_before=servers_before,
         servers_after=servers_after,
         end=end,
-        failed_rpcs=clientlog.failed_rpcs(events),
+        failed_rpcs=clientlog.failed_rpcs(events, until=end),
         extra=extra,
+        disruptions=disruptions,
     )
     return result, checks.expected(scenario, result, reach_bound_s=reach_bound_s)
 
@@ -117,6 +123,8 @@ class ClusterRun:
     clock: Callable[[], float] = time.time
     new_proxies: list[str] = field(default_factory=list)
     proxy_requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: The phases in which servers left, for the verdict.
+    windows: dict[str, disruption.Window] = field(default_factory=dict)
 
     def proxy_requests_since(self, since: float) -> dict[str, int]:
         logs = {p: self.cluster.proxy_logs_since(p, since) for p in self.new_proxies}
@@ -142,11 +150,43 @@ def restart_client(run: ClusterRun) -> None:
         run.proxy_requests["after_restart"] = run.proxy_requests_since(restarted)
 
 
+def rollout(run: ClusterRun) -> None:
+    """``kubectl rollout restart deploy/server`` and ``kubectl rollout status``; settled once every
+    old pod is gone (each paused, drained and stopped); then the client runs a while longer."""
+    before = run.cluster.pods("server")
+    start = run.clock()
+    run.cluster.rollout_restart("server")
+    rolled_out = run.clock()
+    run.cluster.wait_deleted(before)
+    settled = run.clock()
+    run.sleep(run.plan.scenario.watch.phase_s)
+    after = run.cluster.pods("server")
+    run.windows["rollout"] = disruption.Window(
+        "rollout",
+        start,
+        settled,
+        run.clock(),
+        servers_after=tuple(after),
+        new_servers=tuple(sorted(set(after) - set(before))),
+        facts={"rolled_out_s": round(rolled_out - start, 3), "replicas": len(before)},
+    )
+
+
 #: The phases a catalogue record may list that the check can run on a cluster, by name.
 PHASES: dict[str, Callable[[ClusterRun], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
+    "rollout": rollout,
 }
+
+
+def disruptions(run: ClusterRun) -> dict[str, disruption.Disruption]:
+    """The phases in which servers left, measured on the client's log as it is now."""
+    if not run.windows:
+        return {}
+    events = json_lines(run.cluster.client_logs())
+    answers, failures = clientlog.answers_from_events(events), clientlog.failures(events)
+    return {name: disruption.judge(w, answers, failures) for name, w in run.windows.items()}
 
 
 def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict, list[Check]]:
@@ -181,4 +221,5 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         end=end,
         reach_bound_s=plan.bound,
         extra={"proxy_requests": split} if split else None,
+        disruptions=disruptions(run),
     )

@@ -16,8 +16,8 @@ from hellolb_lab.errors import LabError
 class Net:
     """The lab's own addresses: one 127.X.Y.0/24 block and the DNS port.
 
-    DNS ``.1``, servers ``.11-.19``, proxies ``.21-.29``, the virtual ClusterIP ``.30``,
-    sidecars ``.41-.49``.
+    DNS ``.1``, servers ``.11-.19`` (the tenth and later, a rollout's new pods, ``.110`` on),
+    proxies ``.21-.29``, the virtual ClusterIP ``.30``, sidecars ``.41-.49``.
     """
 
     prefix: str = "127.0.10"
@@ -34,7 +34,9 @@ class Net:
         return (f"{self.prefix}.1", self.dns_port)
 
     def server(self, i: int) -> str:
-        return f"{self.prefix}.{10 + i}"
+        if not 1 <= i <= 155:
+            raise LabError(f"the lab has addresses for servers 1 to 155, not {i}")
+        return f"{self.prefix}.{10 + i if i < 10 else 100 + i}"
 
     def proxy(self, i: int) -> str:
         return f"{self.prefix}.{20 + i}"
@@ -55,6 +57,9 @@ class Options:
     the new servers must be reached (the phase ends ``steady`` seconds after they all were), or
     ``headless_after`` where nothing is expected to reach them. ``scale_to`` and
     ``proxy_scale_to`` are the replicas after the scale-ups, in the lab and on a cluster.
+    ``phases`` chooses which of a scenario's phases after the scale-up run (``None``: all of
+    them), ``skip`` leaves some out; ``settle`` is how long the run goes on after the servers
+    left (the last old server exited, or the crashed one answers again).
     """
 
     warmup: float = 4.0
@@ -63,6 +68,7 @@ class Options:
     steady: float = 3.0
     idle: float = 4.0
     restart: float = 4.0
+    settle: float = 4.0
     scale_to: int = 5
     proxy_scale_to: int = 3
     summary_interval: str = "2s"
@@ -74,3 +80,5 @@ class Options:
     log_dir: Path | None = None
     k8s_dir: Path | None = None
     startup_timeout: float = 30.0
+    phases: tuple[str, ...] | None = None
+    skip: tuple[str, ...] = ()

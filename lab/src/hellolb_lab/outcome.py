@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 from hello_client import events as client
 from hello_client.stats import percentile
 
-from hellolb_lab import checks, clientlog, verdict
+from hellolb_lab import checks, clientlog, disruption, verdict
 from hellolb_lab.checks import Check
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
@@ -54,22 +56,26 @@ class RunResult:
 
 
 def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
-    """Judge a finished run of ``stage`` around its scale-up at ``scale_at``."""
+    """Judge a finished run of ``stage``: the scale-up at ``scale_at`` up to where servers
+    started leaving (or ``end``), and each phase in which they left on its own."""
     plan = stage.plan
     events = stage.client_events()
+    answers = clientlog.answers_from_events(events)
+    leaving = min((w.start for w in stage.windows.values()), default=end)
     split = proxy_split(stage)
     extra: dict[str, Any] = {}
     if split:
         extra["proxy_requests"] = {k: split[k] for k in ("before_restart", "after_restart")}
     result = verdict.judge(
         plan.scenario.name,
-        clientlog.answers_from_events(events),
+        answers,
         scale_at=scale_at,
         servers_before=plan.server_ids(1, plan.first_servers),
         servers_after=plan.server_ids(1, plan.options.scale_to),
-        end=end,
-        failed_rpcs=clientlog.failed_rpcs(events),
+        end=leaving,
+        failed_rpcs=clientlog.failed_rpcs(events, until=leaving),
         extra=extra,
+        disruptions=disruptions(stage, events, answers),
     )
     return RunResult(
         scenario=plan.scenario.name,
@@ -78,11 +84,26 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
         bound=plan.bound,
         marks=stage.marks,
         settings=plan.settings(),
-        latency_ms=latency(events),
+        latency_ms=latency(events, until=leaving),
         proxy_requests=split,
         log_dir=str(plan.log_dir),
         picture=stage.picture,
     )
+
+
+def disruptions(
+    stage: Stage, events: list[dict[str, Any]], answers: list[clientlog.Answer]
+) -> dict[str, disruption.Disruption]:
+    """Each phase in which servers left, measured; a crash also counts the calls the client
+    had in flight when the server died, the most it could lose."""
+    failures = clientlog.failures(events)
+    measured = {}
+    for name, window in stage.windows.items():
+        if name == "crash":
+            in_flight = clientlog.calls_in_flight(events, window.start)
+            window = dataclasses.replace(window, facts={**window.facts, "in_flight": in_flight})
+        measured[name] = disruption.judge(window, answers, failures)
+    return measured
 
 
 def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
@@ -104,8 +125,9 @@ def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
     }
 
 
-def latency(events: list[dict[str, Any]]) -> dict[str, float | None]:
-    """The client-seen latency of settled clients (p50, p99, mean, in ms) and the sample size."""
+def latency(events: list[dict[str, Any]], until: float | None = None) -> dict[str, float | None]:
+    """The client-seen latency of settled clients (p50, p99, mean, in ms) and the sample size,
+    from the answers before ``until`` (where servers start leaving)."""
     ready = {
         str(e.get(client.CLIENT_ID)): clientlog.parse_timestamp(e[client.TIMESTAMP])
         for e in events
@@ -115,8 +137,9 @@ def latency(events: list[dict[str, Any]]) -> dict[str, float | None]:
         float(e[client.LATENCY_MS])
         for e in events
         if clientlog.is_response(e)
-        and clientlog.parse_timestamp(e[client.TIMESTAMP])
-        >= ready.get(str(e.get(client.CLIENT_ID)), 0.0) + SETTLE_S
+        and ready.get(str(e.get(client.CLIENT_ID)), 0.0) + SETTLE_S
+        <= clientlog.parse_timestamp(e[client.TIMESTAMP])
+        < (until if until is not None else math.inf)
     )
     p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
     return {

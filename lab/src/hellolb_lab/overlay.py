@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from hellolb_lab.deployment import DEFAULT_GRACE_S, DEFAULT_SHARE, PodStop, RollingUpdate
 from hellolb_lab.errors import LabError
 from hellolb_lab.procs import find_binary
 
@@ -39,6 +40,8 @@ class Overlay:
     envoy_args: tuple[str, ...] = ()
     sidecar: bool = False
     services: dict[str, bool] = field(default_factory=dict)
+    server_rollout: RollingUpdate = field(default_factory=RollingUpdate)
+    server_stop: PodStop = field(default_factory=PodStop)
 
     @property
     def uses_envoy(self) -> bool:
@@ -110,6 +113,33 @@ def _is_envoy(container: Mapping[str, Any]) -> bool:
     return "envoy" in str(container.get("image", "")) or container.get("name") == "envoy"
 
 
+def _rolling_update(deployment: Mapping[str, Any]) -> RollingUpdate:
+    """The Deployment's rollout settings; the API's defaults where it states none."""
+    spec = deployment["spec"]
+    strategy = spec.get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        raise LabError(f"the lab rolls out {deployment['metadata']['name']} only by RollingUpdate")
+    rolling = strategy.get("rollingUpdate") or {}
+    return RollingUpdate(
+        max_surge=rolling.get("maxSurge", DEFAULT_SHARE),
+        max_unavailable=rolling.get("maxUnavailable", DEFAULT_SHARE),
+        min_ready_s=float(spec.get("minReadySeconds", 0)),
+    )
+
+
+def _pod_stop(deployment: Mapping[str, Any], container: Mapping[str, Any]) -> PodStop:
+    """The pod's grace period and the container's preStop pause (the kubelet's own ``sleep``
+    action: an ``exec`` hook runs a command the lab cannot run, so it is refused)."""
+    spec = deployment["spec"]["template"]["spec"]
+    pre_stop = (container.get("lifecycle") or {}).get("preStop") or {}
+    if set(pre_stop) - {"sleep"}:
+        raise LabError(f"the lab can only pause for a preStop sleep, not {sorted(pre_stop)}")
+    return PodStop(
+        prestop_s=float((pre_stop.get("sleep") or {}).get("seconds", 0)),
+        grace_s=float(spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_S)),
+    )
+
+
 def parse(text: str, scenario: str) -> Overlay:
     """Extract the lab's parameters from rendered YAML."""
     docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
@@ -150,6 +180,8 @@ def parse(text: str, scenario: str) -> Overlay:
         envoy_args=tuple(str(a) for a in (envoy_container or {}).get("args") or ()),
         sidecar=sidecar is not None,
         services=services,
+        server_rollout=_rolling_update(server),
+        server_stop=_pod_stop(server, server_main),
     )
 
 

@@ -16,42 +16,21 @@ What runs where is read from the overlay, not from the scenario's name (:class:`
 
 from __future__ import annotations
 
-import enum
-import re
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hellolb_lab import bounds, dns, envoy
+from hellolb_lab import bounds, catalogue, dns, envoy, front
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.errors import LabError
+from hellolb_lab.front import Front, Target
 from hellolb_lab.options import Net, Options
 
-#: Where the lab answers the cluster's DNS names.
-CLUSTER_DOMAIN = "svc.cluster.local"
 #: The kube-proxy stand-in's own port for Envoy's admin interface.
 KUBE_PROXY_ADMIN_PORT = 9901
-
-
-class Front(enum.Enum):
-    """What answers the client's target."""
-
-    SERVERS = "the servers (headless Service)"
-    KUBE_PROXY = "a virtual address (ClusterIP Service and kube-proxy)"
-    PROXIES = "the proxy replicas"
-    SIDECAR = "the client's own Envoy"
-
-
-@dataclass(frozen=True)
-class Target:
-    """The client's target: ``name`` is the FQDN the lab DNS answers (``None`` for the sidecar's
-    loopback address)."""
-
-    front: Front
-    name: str | None
-    port: int
 
 
 @dataclass(frozen=True)
@@ -75,14 +54,6 @@ class EnvoyProcess:
     def admin(self) -> tuple[str, int]:
         sa = self.config["admin"]["address"]["socket_address"]
         return (sa.get("address", self.address), int(sa["port_value"]))
-
-
-def split_target(target: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of a gRPC target such as ``dns:///server:50051``."""
-    match = re.fullmatch(r"(?:(dns|ipv4):(?://[^/]*/)?)?([^:/,]+):(\d+)", target)
-    if match is None:
-        raise LabError(f"the lab cannot rewrite SERVER_ADDRESS={target!r}")
-    return match[1] or "dns", match[2], int(match[3])
 
 
 @dataclass(frozen=True)
@@ -116,8 +87,15 @@ class Plan:
 
     @property
     def phases(self) -> tuple[str, ...]:
-        """The scenario's own phases after the scale-up, by name."""
-        return tuple(p.name for p in self.scenario.phases)
+        """The phases after the scale-up, by name: the record's, as the options choose."""
+        chosen, skip = self.options.phases, self.options.skip
+        names = (p.name for p in self.scenario.all_phases)
+        return tuple(n for n in names if (chosen is None or n in chosen) and n not in skip)
+
+    @property
+    def servers_ever(self) -> int:
+        """Server pods the run may start: the scale-up's, and as many again in a rollout."""
+        return self.options.scale_to * (2 if "rollout" in self.phases else 1)
 
     @property
     def clients(self) -> int:
@@ -191,7 +169,7 @@ class Plan:
         """Every ``(host, port, udp)`` the run will bind, checked before anything starts."""
         host, port = self.net.dns
         wanted = [(host, port, True), (host, port, False)]
-        servers = range(1, self.options.scale_to + 1)
+        servers = range(1, self.servers_ever + 1)
         wanted += [(self.net.server(i), self.server_port, False) for i in servers]
         ports = envoy.listener_ports(dict(self.overlay.envoy_config or {}))
         if self.overlay.proxy_replicas is not None:
@@ -223,7 +201,11 @@ class Plan:
                 "steady": opts.steady,
                 "idle": opts.idle,
                 "restart": opts.restart,
+                "settle": opts.settle,
             },
+            "phases": list(self.phases),
+            "server_rollout": dataclasses.asdict(self.overlay.server_rollout),
+            "server_stop": dataclasses.asdict(self.overlay.server_stop),
         }
 
 
@@ -234,6 +216,10 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
     ov = ov or overlays.load(scenario.name, options.k8s_dir)
     if options.scale_to <= ov.server_replicas:
         raise LabError(f"--scale-to must exceed the overlay's {ov.server_replicas} server replicas")
+    known = catalogue.phase_names()
+    for name in (*(options.phases or ()), *options.skip):
+        if name not in known:
+            raise LabError(f"no phase {name!r}; the phases after the scale-up: {', '.join(known)}")
     server_env = {**ov.server_env, **options.server_env, "LOG_FORMAT": "json"}
     if options.work_time is not None:
         server_env["WORK_TIME"] = options.work_time
@@ -263,26 +249,11 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         server_env=server_env,
         client_env=client_env,
         server_port=int(server_env.get("PORT", "50051")),
-        target=_target(scenario.name, ov, client_env.get("SERVER_ADDRESS", "")),
+        target=front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", "")),
         dns_refresh_s=dns_refresh,
         bound=bound,
         after_s=after if after is not None else options.headless_after,
     )
-
-
-def _target(name: str, ov: overlays.Overlay, address: str) -> Target:
-    scheme, host, port = split_target(address)
-    if scheme == "ipv4":
-        if not ov.sidecar:
-            raise LabError(f"{name}: an ipv4 target needs a sidecar in the overlay")
-        return Target(Front.SIDECAR, None, port)
-    service = host.split(".")[0]
-    fqdn = host if "." in host else f"{host}.{ov.namespace}.{CLUSTER_DOMAIN}"
-    if ov.services.get(service) is False:
-        return Target(Front.KUBE_PROXY, fqdn, port)
-    if ov.proxy_replicas is not None and service == "proxy":
-        return Target(Front.PROXIES, fqdn, port)
-    return Target(Front.SERVERS, fqdn, port)
 
 
 def _dns_refresh(ov: overlays.Overlay) -> float | None:

@@ -118,6 +118,12 @@ class Proc:
     def running(self) -> bool:
         return self.popen.poll() is None
 
+    def signal(self, sig: signal.Signals) -> None:
+        """Send ``sig`` by PID, unless the process has already exited."""
+        if self.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
     def snapshot(self) -> list[dict[str, Any]]:
         """A copy of the JSON events read so far."""
         with self._lock:

@@ -2,7 +2,9 @@
 
 A scenario whose new servers can only be reached by a new connection (:attr:`Reach.NEW_CONNECTION`)
 reports how many a restarted client happened to reach; the others report when every new server
-answered, or how many never did.
+answered, or how many never did. The last columns are the servers leaving: the calls that failed
+in the rollout, the seconds in which the client ran on fewer servers than before it (see
+:mod:`hellolb_lab.disruption`), and the calls that failed in the crash, of those in flight.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from hellolb_lab.catalogue import Reach
 from hellolb_lab.outcome import RunResult
 from hellolb_lab.verdict import Verdict
 
-TOUR_COLUMNS = ("scenario", "first servers", "new servers", "balance after", "failed", "expected")
+VERSUS = f"p50 vs {catalogue.BASELINE}"
+LEAVING_COLUMNS = ("rollout failed", "rollout on fewer servers", "crash failed")
+TOUR_COLUMNS = (
+    "scenario",
+    "first servers",
+    "new servers",
+    "balance after",
+    "failed",
+    *LEAVING_COLUMNS,
+    "expected",
+)
 BENCH_COLUMNS = (
     "scenario",
     "hops",
@@ -24,7 +36,8 @@ BENCH_COLUMNS = (
     "p50 ms",
     "p99 ms",
     "p50 added ms",
-    f"p50 vs {catalogue.BASELINE}",
+    VERSUS,
+    *LEAVING_COLUMNS,
 )
 
 
@@ -35,6 +48,18 @@ def _by_new_connection(v: Verdict) -> str:
 
 def _never(v: Verdict) -> int:
     return sum(1 for t in v.reached.values() if t is None)
+
+
+def leaving_cells(v: Verdict) -> dict[str, str]:
+    """The servers-leaving columns; blank for a phase that did not run."""
+    rollout, crash = v.disruptions.get("rollout"), v.disruptions.get("crash")
+    cells = dict.fromkeys(LEAVING_COLUMNS, "")
+    if rollout is not None:
+        cells["rollout failed"] = str(rollout.failed)
+        cells["rollout on fewer servers"] = f"{rollout.narrow_s} of {rollout.seconds} s"
+    if crash is not None:
+        cells["crash failed"] = f"{crash.failed} of {crash.facts.get('in_flight', '?')} in flight"
+    return cells
 
 
 def tour_row(result: RunResult) -> dict[str, str]:
@@ -53,6 +78,7 @@ def tour_row(result: RunResult) -> dict[str, str]:
         "new servers": new,
         "balance after": "idle servers" if math.isinf(ratio) else f"{ratio:.2f}",
         "failed": str(v.failed_rpcs),
+        **leaving_cells(v),
         "expected": "yes" if result.ok else "NO",
     }
 
@@ -77,9 +103,10 @@ def bench_row(result: RunResult, baseline_p50: float | None) -> dict[str, Any]:
         "p50 ms": p50,
         "p99 ms": result.latency_ms["p99"],
         "p50 added ms": "",
-        BENCH_COLUMNS[-1]: "",
+        VERSUS: "",
+        **leaving_cells(v),
     }
     if p50 is not None and baseline_p50:
         row["p50 added ms"] = f"{p50 - baseline_p50:+.2f}"
-        row[BENCH_COLUMNS[-1]] = f"{p50 / baseline_p50:.2f}x"
+        row[VERSUS] = f"{p50 / baseline_p50:.2f}x"
     return row

@@ -13,12 +13,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from hello_client import events as client
 
 from hellolb_lab import clientlog, dns, envoy
+from hellolb_lab.disruption import Window
 from hellolb_lab.plan import EnvoyProcess, Plan
 from hellolb_lab.polling import poll
 from hellolb_lab.procs import Proc, Supervisor, find_binary
@@ -41,9 +43,14 @@ class Stage:
         self.picture = Picture(title=plan.scenario.name, start=time.time())
         self.clients: list[Proc] = []
         self.proxies: list[Proc] = []
+        #: The running server pod of each index, and the indices in DNS (the endpoints).
+        self.servers: dict[int, Proc] = {}
+        self.endpoints: list[int] = []
         self.marks: list[tuple[float, str]] = []
         #: Requests per proxy replica at named moments (see :meth:`count_proxy_requests`).
         self.proxy_requests: dict[str, dict[str, int]] = {}
+        #: The phases in which servers left, by name, for the verdict.
+        self.windows: dict[str, Window] = {}
         self._lock = threading.Lock()
 
     # -- starting ---------------------------------------------------------------------------
@@ -57,15 +64,23 @@ class Stage:
 
     def start_servers(self, first: int, last: int) -> None:
         """Start servers ``first..last`` and wait until every one listens."""
-        started = []
-        for i in range(first, last + 1):
-            spec = self.plan.server(i)
-            started.append(
-                self.sup.start(spec.name, [sys.executable, "-m", "hello_server"], spec.env)
-            )
-            self.picture.servers[spec.name] = time.time()
+        started = [self.launch_server(i) for i in range(first, last + 1)]
         for proc in started:
             proc.wait_event(lambda e: e.get("event") == SERVER_STARTED, self._timeout)
+
+    def launch_server(self, i: int, restarts: int = 0) -> Proc:
+        """Start server ``i`` (its container again, after ``restarts`` crashes) without waiting."""
+        spec = self.plan.server(i)
+        name = spec.name if not restarts else f"{spec.name}.restart-{restarts}"
+        proc = self.sup.start(name, [sys.executable, "-m", "hello_server"], spec.env)
+        self.servers[i] = proc
+        self.picture.servers.setdefault(spec.name, time.time())
+        return proc
+
+    @staticmethod
+    def listening(proc: Proc) -> bool:
+        """The server has logged that it listens (in the lab, a pod is ready from then on)."""
+        return any(e.get("event") == SERVER_STARTED for e in proc.snapshot())
 
     def start_envoy(self, spec: EnvoyProcess) -> Proc:
         path = envoy.write(dict(spec.config), self.plan.log_dir / f"{spec.name}.envoy.yaml")
@@ -119,7 +134,12 @@ class Stage:
             dns.wait_answers(host, port, name, ips, timeout=DNS_PUBLISH_TIMEOUT_S)
 
     def publish_servers(self, count: int) -> None:
-        ips = [self.plan.net.server(i) for i in range(1, count + 1)]
+        self.publish_endpoints(list(range(1, count + 1)))
+
+    def publish_endpoints(self, servers: list[int]) -> None:
+        """Make the servers' names answer exactly the addresses of ``servers`` (by index)."""
+        self.endpoints = sorted(servers)
+        ips = [self.plan.net.server(i) for i in self.endpoints]
         self.publish(self.plan.server_names(), ips)
 
     def publish_target(self, ips: list[str]) -> None:
@@ -135,9 +155,11 @@ class Stage:
         self.picture.marks.append((t, label))
         return t
 
-    def hold(self, seconds: float, done: Callable[[], bool] | None = None) -> None:
+    def hold(
+        self, seconds: float, done: Callable[[], bool] | None = None, interval: float = 0.1
+    ) -> bool:
         """Let the run go on for ``seconds`` (less once ``done()``), redrawing and making sure
-        every process the run still needs is alive."""
+        every process the run still needs is alive; whether ``done()`` came true."""
 
         def tick() -> bool | None:
             self.sup.check_alive()
@@ -145,7 +167,14 @@ class Stage:
                 self.view.update(self.picture)
             return True if done is not None and done() else None
 
-        poll(tick, seconds, interval=0.1)
+        return poll(tick, seconds, interval=interval) is not None
+
+    def busiest_server(self, seconds: float = 1.0) -> int:
+        """The server in DNS that answered the most in the last ``seconds``, by index."""
+        since = time.time() - seconds
+        with self._lock:
+            counts = Counter(a.server_id for a in self.picture.answers if a.t >= since)
+        return max(self.endpoints, key=lambda i: (counts[self.plan.server(i).name], -i))
 
     def all_reached_since(self, since: float, servers: list[str]) -> float | None:
         """When the last of ``servers`` first answered after ``since``; None if one has not."""

@@ -6,6 +6,8 @@ goes on until the new servers had their chance (``after``). Then come the scenar
 by the names its catalogue record lists: the proxy scenario scales the proxy 1 -> 3 the same way
 (``scale_proxies``) and restarts the client (``restart_client``); the clusterip scenario restarts
 the client too, to show that a new connection may land on another server, but still on one only.
+Every scenario ends with servers leaving: a rolling restart of every server (``rollout``), then
+one server killed (``crash``).
 
 A new phase is one function here, registered in :data:`PHASES` under the name a record uses.
 """
@@ -13,17 +15,20 @@ A new phase is one function here, registered in :data:`PHASES` under the name a 
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 from collections.abc import Callable
 
 from hellolb_lab import catalogue, outcome
 from hellolb_lab.catalogue import Scenario
+from hellolb_lab.disruption import Window
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 from hellolb_lab.outcome import RunResult
 from hellolb_lab.plan import Front, Plan, make
 from hellolb_lab.procs import Supervisor, check_all_free, find_binary
-from hellolb_lab.stage import Stage
+from hellolb_lab.rollout import Rollout
+from hellolb_lab.stage import SERVER_STARTED, Stage
 from hellolb_lab.view import LiveView
 
 
@@ -146,8 +151,63 @@ def restart_client(stage: Stage) -> None:
         stage.count_proxy_requests("after_restart")
 
 
+def rollout(stage: Stage) -> None:
+    """Replace every server as ``kubectl rollout restart deploy/server`` does
+    (:mod:`hellolb_lab.rollout`), then let the client run for ``settle`` seconds."""
+    plan = stage.plan
+    roll = Rollout(stage)
+    stop = plan.overlay.server_stop
+    # Generous: every new server's start-up and readiness, then the last stop's whole grace.
+    limit = roll.replicas * (plan.options.startup_timeout + roll.strategy.min_ready_s)
+    limit += stop.sigkill_after_s + plan.options.startup_timeout
+    start = stage.mark(f"rollout restart of {roll.replicas} servers")
+    if not stage.hold(limit, roll.advance, interval=0.05):
+        raise LabError(f"{plan.scenario.name}: the rollout did not end within {limit:g}s")
+    settled = stage.mark("rollout done, the last old server exited")
+    stage.hold(plan.options.settle)
+    stage.windows["rollout"] = Window(
+        "rollout",
+        start,
+        settled,
+        time.time(),
+        servers_after=tuple(plan.server(i).name for i in stage.endpoints),
+        new_servers=tuple(plan.server(i).name for i in roll.new_servers),
+        facts=roll.facts(start),
+    )
+
+
+def crash(stage: Stage) -> None:
+    """SIGKILL the server that answered the most in the last second, as a crash would: no drain,
+    no goodbye. The kubelet takes the pod out of the endpoints and restarts its container at
+    once (the first restart has no back-off), on the same address, back in DNS once it listens;
+    then the client runs for ``settle`` seconds."""
+    plan = stage.plan
+    i = stage.busiest_server()
+    victim, name = stage.servers[i], plan.server(i).name
+    victim.stopped = True
+    victim.signal(signal.SIGKILL)
+    start = stage.mark(f"{name} killed (SIGKILL)")
+    stage.publish_endpoints([e for e in stage.endpoints if e != i])
+    victim.popen.wait(timeout=plan.options.startup_timeout)
+    restarted = stage.launch_server(i, restarts=1)
+    restarted.wait_event(lambda e: e.get("event") == SERVER_STARTED, plan.options.startup_timeout)
+    stage.publish_endpoints([*stage.endpoints, i])
+    settled = stage.mark(f"{name} restarted, back in DNS")
+    stage.hold(plan.options.settle)
+    stage.windows["crash"] = Window(
+        "crash",
+        start,
+        settled,
+        time.time(),
+        servers_after=tuple(plan.server(e).name for e in stage.endpoints),
+        facts={"killed": name, "restarted_s": round(settled - start, 3)},
+    )
+
+
 #: The phases a catalogue record may list, by name.
 PHASES: dict[str, Callable[[Stage], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
+    "rollout": rollout,
+    "crash": crash,
 }

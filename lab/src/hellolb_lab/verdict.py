@@ -34,6 +34,7 @@ from hellolb_lab.clientlog import Answer
 
 if TYPE_CHECKING:
     from hellolb_lab.checks import Check
+    from hellolb_lab.disruption import Disruption
 
 #: Largest max/min ratio of answers per server that still counts as "balanced".
 BALANCED_RATIO = 1.5
@@ -76,6 +77,8 @@ class Verdict:
     answers_total: int
     failed_rpcs: int
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The phases in which servers left (a rollout, a crash), measured, by name.
+    disruptions: dict[str, Disruption] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``inf`` ratios become ``None``)."""
@@ -83,6 +86,7 @@ class Verdict:
         for key in ("balance_before", "balance_after"):
             if math.isinf(data[key]["ratio"]):
                 data[key]["ratio"] = None
+        data["disruptions"] = {k: d.to_dict() for k, d in self.disruptions.items()}
         return data
 
 
@@ -117,6 +121,7 @@ def judge(
     end: float | None = None,
     failed_rpcs: int = 0,
     extra: Mapping[str, Any] | None = None,
+    disruptions: Mapping[str, Disruption] | None = None,
 ) -> Verdict:
     """Measure a run around the scale-up at ``scale_at``.
 
@@ -125,6 +130,8 @@ def judge(
     ``servers_before`` is the set that answered before ``scale_at`` and ``servers_after`` adds the
     servers that answered only later, so a server that never answered cannot be counted as new:
     pass the ids whenever you have them. With ``scale_at=None`` everything counts as "before".
+    ``end`` is where the scale-up's part of the run ends: where servers start leaving, whose
+    ``disruptions`` are measured apart (:mod:`hellolb_lab.disruption`).
     """
     items = sorted(answers, key=lambda a: a.t)
     if end is not None:
@@ -136,10 +143,7 @@ def judge(
     new = tuple(sorted(after - old))
 
     reached = _reached(items, scale_at, new)
-    if new and all(v is not None for v in reached.values()):
-        time_to_all: float | None = max(v for v in reached.values() if v is not None)
-    else:
-        time_to_all = None
+    time_to_all = time_to_all_of(reached)
     steady_from = scale_at
     if scale_at is not None and time_to_all is not None:
         steady_from = scale_at + time_to_all
@@ -159,7 +163,15 @@ def judge(
         answers_total=sum(a.count for a in items),
         failed_rpcs=failed_rpcs,
         extra=dict(extra or {}),
+        disruptions=dict(disruptions or {}),
     )
+
+
+def time_to_all_of(reached: Mapping[str, float | None]) -> float | None:
+    """Seconds until the last of the servers in ``reached`` first answered; ``None`` when one
+    never did, or there are none."""
+    times = [t for t in reached.values() if t is not None]
+    return max(times) if times and len(times) == len(reached) else None
 
 
 def _reached(
@@ -213,6 +225,7 @@ def format_verdict(scenario: Scenario, result: Verdict, checks: Iterable[Check] 
         per_client = "; ".join(f"{c}: {', '.join(s)}" for c, s in result.servers_by_client.items())
         lines.append(f"  servers per client: {per_client}")
     lines.append(f"  answers {result.answers_total}, failed RPCs {result.failed_rpcs}")
+    lines.extend(d.describe() for d in result.disruptions.values())
     for check in checks:
         lines.append(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
     return "\n".join(lines)

@@ -2,9 +2,10 @@
 
 Each column is a time slice (1 s, wider for long runs); the bar height in a cell is how many
 answers that server gave in the slice, relative to the busiest cell. ``·`` means the server was
-running but got nothing; blank means it did not exist yet. The ruler above the rows marks the
-lab's events (scale-up, proxy scale-up, client restart) with a letter explained below the chart,
-and a ``dns`` row stars the seconds in which the client looked its target name up again.
+running but got nothing; blank means it did not exist yet, or no longer. The ruler above the
+rows marks the lab's events (scale-up, proxy scale-up, client restart, rollout, crash) with a
+letter explained below the chart, and a ``dns`` row stars the seconds in which the client looked
+its target name up again.
 
 On a terminal the picture is redrawn in place; otherwise (a pipe, a CI log) the view prints a
 short progress line now and then, and the full picture once at the end.
@@ -36,6 +37,8 @@ class Picture:
     answers: list[Answer] = field(default_factory=list)
     #: server id -> when it started (None: unknown, drawn from its first answer)
     servers: dict[str, float | None] = field(default_factory=dict)
+    #: server id -> when it exited for good (a rollout's old servers)
+    gone: dict[str, float] = field(default_factory=dict)
     #: (time, label) of the lab's events
     marks: list[tuple[float, str]] = field(default_factory=list)
     errors: int = 0
@@ -69,14 +72,15 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     ruler, legend = _ruler(picture, step, columns)
     lines = [f"{picture.title}   {elapsed:5.1f}s   (column = {step:g}s, bar = answers)"]
     lines.append(" " * name_width + "  " + "".join(ruler))
-    for server in sorted(servers):
+    for server in sorted(servers, key=_natural):
         born = servers[server] if servers[server] is not None else first.get(server, now)
+        gone = picture.gone.get(server, math.inf)
         row = []
         for col, count in enumerate(cells[server]):
             col_end = picture.start + (col + 1) * step
             if count:
                 row.append(BARS[min(len(BARS) - 1, (count * len(BARS) - 1) // peak)])
-            elif born is not None and born < col_end:
+            elif born is not None and born < col_end and col_end - step < gone:
                 row.append(IDLE)
             else:
                 row.append(" ")
@@ -88,6 +92,12 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     )
     lines.extend("  " + item for item in legend)
     return "\n".join(lines)
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """``server-10`` after ``server-9``: the name's text, then its trailing number."""
+    head = name.rstrip("0123456789")
+    return head, int(name[len(head) :] or 0)
 
 
 def _ruler(picture: Picture, step: float, columns: int) -> tuple[list[str], list[str]]:
