@@ -20,7 +20,7 @@ from hellolb_lab import overlay
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd")
+SCENARIOS = ("clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd", "xds")
 
 
 def find_tool(name: str) -> str | None:

@@ -12,12 +12,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
-EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd"}
+EXPECTED_SCENARIOS = {"clusterip", "headless", "maxage", "proxy", "sidecar", "linkerd", "xds"}
 #: Validated against both ends of what Kind's current node images run (1.34 to 1.37).
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-#: Kinds that belong to no namespace.
+#: Kinds that belong to no namespace (the xds control plane's read-only access).
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
@@ -127,6 +127,8 @@ SERVICE_CLUSTER_IP = {
     "proxy": "None",
     "sidecar": "None",
     "linkerd": "ClusterIP",
+    # The xds client never resolves the Service: the control plane reads its Endpoints.
+    "xds": "ClusterIP",
 }
 CLIENT_TARGET = {
     "clusterip": "dns:///server:50051",
@@ -135,6 +137,7 @@ CLIENT_TARGET = {
     "proxy": "dns:///proxy:50051",
     "sidecar": "ipv4:127.0.0.1:15001",
     "linkerd": "dns:///server:50051",
+    "xds": "xds:///server.grpc-lb-xds:50051",
 }
 
 
@@ -216,7 +219,7 @@ def test_every_pod_is_hardened(scenario, docs_of):
         name = deployment["metadata"]["name"]
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        # A token only where the pod's account is granted API access.
+        # A token only where the pod's account is granted API access (the xds control plane).
         account = (deployment["metadata"]["namespace"], spec["serviceAccountName"])
         assert spec["automountServiceAccountToken"] is (account in bound), name
         for c in all_containers(deployment):
@@ -441,7 +444,7 @@ def test_each_pod_names_its_own_container_as_the_default(scenario, docs_of):
         name = deployment["metadata"]["name"]
         template = deployment["spec"]["template"]
         default = template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
-        main = {"server": "server", "client": "client", "proxy": "envoy"}[name]
+        main = {"server": "server", "client": "client", "proxy": "envoy", "xds": "xds"}[name]
         assert default == main, name
         assert default in [c["name"] for c in template["spec"]["containers"]], name
 

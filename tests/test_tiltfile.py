@@ -293,8 +293,8 @@ def test_image_names_match_skaffold_and_the_manifests(tilt_up, docs_of):
             if d["kind"] == "Deployment":
                 spec = d["spec"]["template"]["spec"]
                 for c in [*spec.get("initContainers", []), *spec["containers"]]:
-                    # Images built here go by a bare name that the tools replace; pulled
-                    # ones (Envoy's) are pinned by a tag.
+                    # Images built here go by a bare name that the tools replace; Envoy's
+                    # and the xDS control plane's are pulled, pinned by a tag.
                     if ":" not in c["image"]:
                         manifest_images.add(c["image"])
     assert tilt_images == skaffold_images == manifest_images == {"hellolb-server", "hellolb-client"}
