@@ -26,6 +26,12 @@ CLUSTER_MARGIN_S = 5.0
 MAX_AGE_JITTER = 1.1
 #: Linkerd's destination service pushes endpoint changes to the proxies within seconds.
 CONTROL_PLANE_PUSH_S = 10.0
+#: An xDS control plane pushes a change to every subscribed client as it sees it: wongnai/xds
+#: rebuilds its snapshot on every Endpoints watch event, with no batching or delay
+#: (snapshot/endpoints.go), and the lab's stand-in notices a zone change at once (inotify), or
+#: at its safety poll at the latest (:data:`hellolb_lab.xds.watch.SAFETY_POLL_S`). Pushes take
+#: milliseconds; this is their ceiling, and the margin covers the rest.
+XDS_PUSH_S = 1.0
 
 
 def reach_bound(
@@ -45,7 +51,8 @@ def reach_bound(
     - Envoy DNS: Envoy re-resolves its STRICT_DNS cluster every ``dns_refresh_rate`` (or
       ``dns_refresh_s``, when the caller knows better, e.g. the TTL under ``respect_dns_ttl``)
       and balances each request;
-    - control plane: the mesh pushes new endpoints to the client's proxy.
+    - control plane: the mesh pushes new endpoints to the client's proxy;
+    - xDS push: the control plane pushes new endpoints to the client's own gRPC.
     """
     rule = scenario.bound
     if rule is Bound.NONE:
@@ -59,6 +66,8 @@ def reach_bound(
                 raise LabError(f"{scenario.name}: the overlay has no Envoy config")
             dns_refresh_s = envoy.dns_refresh_seconds(dict(envoy_config))
         return round(dns_refresh_s + margin_s, 3)
+    if rule is Bound.XDS_PUSH:
+        return round(XDS_PUSH_S + margin_s, 3)
     return round(CONTROL_PLANE_PUSH_S + margin_s, 3)
 
 

@@ -54,6 +54,7 @@ class Bound(enum.Enum):
     MAX_AGE = "max connection age x 1.1 (gRPC's jitter) + the client's re-resolution floor + margin"
     ENVOY_DNS = "Envoy's DNS refresh interval + margin"
     CONTROL_PLANE = "10 s for the control plane to push the new endpoints + margin"
+    XDS_PUSH = "1 s for the xDS control plane to push the new endpoints + margin"
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,20 @@ SCENARIOS: tuple[Scenario, ...] = (
             "Linkerd control plane, which the lab cannot run. Use the cluster walkthrough (make "
             "e2e SCENARIO=linkerd); the lab's sidecar scenario shows the same per-client proxy "
             "shape with Envoy."
+        ),
+    ),
+    Scenario(
+        name="xds",
+        balancing="an xDS control plane pushes the servers to the client's own gRPC, "
+        "which balances per call",
+        shows="new servers as soon as they are published; no proxy, no DNS polling",
+        hops=0,
+        reach=Reach.BOUNDED,
+        bound=Bound.XDS_PUSH,
+        checks=(NEW_SERVER_REACHED,),
+        needs_cluster=(
+            "xds needs a cluster until the lab plans its control plane: use the cluster "
+            "walkthrough (make e2e SCENARIO=xds)."
         ),
     ),
 )

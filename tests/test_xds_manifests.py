@@ -1,0 +1,342 @@
+"""The xds scenario on a cluster: the client's bootstrap, its target, and the control plane
+(wongnai/xds) that connects them, checked on the rendered overlay.
+
+What the control plane does with the cluster's objects is taken from its source
+(github.com/wongnai/xds, snapshot/services.go and snapshot/endpoints.go): per Service port it
+publishes the listener ``<service>.<namespace>:<port number>``, which routes to the cluster
+``<service>.<namespace>:<port name>``, whose endpoints come from the Endpoints object's port of
+that name. :func:`published_listeners` restates that rule, so the checks below fail when the
+client asks for a listener that nothing would publish.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+K8S = ROOT / "k8s"
+SCENARIO = "xds"
+NAMESPACE = "grpc-lb-xds"
+#: Kind's cluster domain: a Service's full name is <name>.<namespace>.svc.<domain>.
+CLUSTER_DOMAIN = "cluster.local"
+#: Channel credential types gRPC accepts in a bootstrap (gRFC A27, A29); it needs one it knows.
+KNOWN_CREDS = {"insecure", "google_default", "tls"}
+#: The port the control plane's binary listens on for ADS (main.go: net.Listen ":5000").
+ADS_PORT = 5000
+#: Its debug server: /metrics and the snapshot as JSON on / (debug/server.go).
+DEBUG_PORT = 9000
+#: The image's `USER 1000` (its Dockerfile).
+IMAGE_USER = 1000
+#: The label each overlay names its scenario by (k8s/components/scenario).
+SCENARIO_LABEL = "grpc-lb-lab/scenario"
+XDS_TARGET = re.compile(
+    r"^xds:///(?P<service>[a-z0-9-]+)\.(?P<namespace>[a-z0-9-]+):(?P<port>\d+)$"
+)
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name
+    ]
+    return found
+
+
+def selects(service: dict[str, Any], deployment: dict[str, Any]) -> bool:
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = service["spec"].get("selector") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def target_port(service_port: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:
+    """The container port a Service port sends to, by name or by number."""
+    wanted = service_port.get("targetPort", service_port["port"])
+    ports = [p for c in pod["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])]
+    key = "name" if isinstance(wanted, str) else "containerPort"
+    (found,) = [p for p in ports if p.get(key) == wanted]
+    return found
+
+
+# -- the bootstrap
+
+
+def bootstrap_problem(document: Any) -> str | None:
+    """What gRPC (gRFC A27) would reject in a bootstrap, or what this project requires on top
+    (``xds_v3`` and a node id that the control plane's logs can show); None if nothing."""
+    if not isinstance(document, dict):
+        return "not a JSON object"
+    servers = document.get("xds_servers")
+    if not isinstance(servers, list) or not servers:
+        return '"xds_servers" is missing or empty'
+    for i, server in enumerate(servers):
+        if not isinstance(server, dict):
+            return f"xds_servers[{i}] is not an object"
+        uri = server.get("server_uri")
+        if not isinstance(uri, str) or not uri:
+            return f"xds_servers[{i}].server_uri is missing or empty"
+        creds = server.get("channel_creds")
+        if not isinstance(creds, list) or not all(isinstance(c, dict) for c in creds):
+            return f"xds_servers[{i}].channel_creds is not a list of objects"
+        if not {c.get("type") for c in creds} & KNOWN_CREDS:
+            return f"xds_servers[{i}].channel_creds names no type gRPC knows"
+        features = server.get("server_features", [])
+        if not isinstance(features, list) or "xds_v3" not in features:
+            return f'xds_servers[{i}].server_features lacks "xds_v3"'
+    node = document.get("node")
+    if not isinstance(node, dict) or not isinstance(node.get("id"), str) or not node["id"]:
+        return '"node" has no "id"'
+    if not isinstance(document.get("authorities", {}), dict):
+        return '"authorities" is not an object'
+    return None
+
+
+def bootstrap_map(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (found,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "xds-bootstrap"
+    ]
+    return found
+
+
+def bootstrap(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return json.loads(bootstrap_map(docs)["data"]["bootstrap.json"])
+
+
+def test_the_bootstrap_is_json_that_grpc_accepts(docs_of):
+    assert bootstrap_problem(bootstrap(docs_of(SCENARIO))) is None
+
+
+GOOD = {
+    "xds_servers": [
+        {
+            "server_uri": "a:1",
+            "channel_creds": [{"type": "insecure"}],
+            "server_features": ["xds_v3"],
+        }
+    ],
+    "node": {"id": "n"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d.pop("xds_servers"), "xds_servers"),
+        (lambda d: d["xds_servers"].clear(), "xds_servers"),
+        (lambda d: d["xds_servers"][0].pop("server_uri"), "server_uri"),
+        (lambda d: d["xds_servers"][0].update(server_uri=""), "server_uri"),
+        (lambda d: d["xds_servers"][0].update(channel_creds=[]), "channel_creds"),
+        (lambda d: d["xds_servers"][0].update(channel_creds=[{"type": "plain"}]), "channel_creds"),
+        (lambda d: d["xds_servers"][0].pop("server_features"), "xds_v3"),
+        (lambda d: d.pop("node"), "node"),
+        (lambda d: d["node"].update(id=""), "node"),
+        (lambda d: d.update(authorities=[]), "authorities"),
+    ],
+)
+def test_the_bootstrap_check_finds_each_missing_piece(change, problem):
+    document = json.loads(json.dumps(GOOD))
+    assert bootstrap_problem(document) is None
+    change(document)
+    assert problem in (bootstrap_problem(document) or "")
+
+
+def test_the_bootstrap_names_the_control_planes_service_and_ads_port(docs_of, doc):
+    docs = docs_of(SCENARIO)
+    (server,) = bootstrap(docs)["xds_servers"]
+    host, _, port = server["server_uri"].rpartition(":")
+    name, namespace, svc, domain = host.split(".", 3)
+    assert (namespace, svc, domain) == (NAMESPACE, "svc", CLUSTER_DOMAIN)
+    service = doc(docs, "Service", name)
+    (service_port,) = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
+    control_plane = doc(docs, "Deployment", name)
+    assert selects(service, control_plane)
+    assert target_port(service_port, control_plane)["containerPort"] == ADS_PORT
+    assert server["channel_creds"] == [{"type": "insecure"}]
+
+
+def test_the_client_reads_the_bootstrap_file_from_the_config_map(docs_of, doc):
+    docs = docs_of(SCENARIO)
+    client = doc(docs, "Deployment", "client")
+    main = container(client, "client")
+    path = Path(env_of(main)["GRPC_XDS_BOOTSTRAP"])
+    # One source only: gRPC reads GRPC_XDS_BOOTSTRAP first and never looks at the inline JSON.
+    assert "GRPC_XDS_BOOTSTRAP_CONFIG" not in env_of(main)
+    (mount,) = [m for m in main["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    assert mount["readOnly"] is True
+    volumes = {v["name"]: v for v in client["spec"]["template"]["spec"]["volumes"]}
+    assert volumes[mount["name"]]["configMap"]["name"] == "xds-bootstrap"
+    assert path.name in bootstrap_map(docs)["data"]
+
+
+def test_the_bootstrap_file_of_the_overlay_is_what_the_config_map_holds(docs_of):
+    text = (K8S / "overlays" / SCENARIO / "bootstrap.json").read_text()
+    assert bootstrap_map(docs_of(SCENARIO))["data"]["bootstrap.json"] == text
+
+
+# -- the client's target and what the control plane publishes
+
+
+def published_listeners(docs: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Listener name -> (Service, port name), for every Service port as wongnai/xds names it."""
+    listeners = {}
+    for d in docs:
+        if d["kind"] == "Service":
+            full = f"{d['metadata']['name']}.{d['metadata']['namespace']}"
+            for port in d["spec"]["ports"]:
+                listeners[f"{full}:{port['port']}"] = (d["metadata"]["name"], port.get("name", ""))
+    return listeners
+
+
+def test_the_client_asks_for_a_listener_the_control_plane_publishes(docs_of, doc):
+    docs = docs_of(SCENARIO)
+    target = env_of(container(doc(docs, "Deployment", "client"), "client"))["SERVER_ADDRESS"]
+    match = XDS_TARGET.match(target)
+    assert match, target
+    assert match["namespace"] == NAMESPACE
+    listener = target.removeprefix("xds:///")
+    assert listener in published_listeners(docs)
+
+
+def test_the_listener_leads_to_the_servers_through_a_named_port(docs_of, doc):
+    docs = docs_of(SCENARIO)
+    target = env_of(container(doc(docs, "Deployment", "client"), "client"))["SERVER_ADDRESS"]
+    service_name, port_name = published_listeners(docs)[target.removeprefix("xds:///")]
+    # The cluster is named after the port's name and its endpoints after the Endpoints port's
+    # name; an unnamed port gives two different names and the client gets no endpoints.
+    assert port_name, "the server Service's port needs a name"
+    service = doc(docs, "Service", service_name)
+    servers = doc(docs, "Deployment", "server")
+    assert selects(service, servers)
+    (port,) = [p for p in service["spec"]["ports"] if p["name"] == port_name]
+    assert target_port(port, servers)["containerPort"] == int(
+        env_of(container(servers, "server"))["PORT"]
+    )
+
+
+def test_the_servers_are_the_base_servers(docs_of, doc):
+    """Nothing about leaving, draining or probing changes for xDS: the control plane drops a
+    server from EDS when Kubernetes drops it from the Endpoints' ready addresses."""
+
+    def without_scenario(deployment: dict[str, Any]) -> dict[str, Any]:
+        copy = json.loads(json.dumps(deployment))
+        copy["metadata"].pop("namespace")
+        for metadata in (copy["metadata"], copy["spec"]["template"]["metadata"]):
+            metadata["labels"].pop(SCENARIO_LABEL)
+        return copy
+
+    xds = without_scenario(doc(docs_of(SCENARIO), "Deployment", "server"))
+    assert xds == without_scenario(doc(docs_of("clusterip"), "Deployment", "server"))
+
+
+# -- the control plane's access to the API
+
+
+def test_the_control_plane_may_only_read_services_and_endpoints(docs_of):
+    docs = docs_of(SCENARIO)
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert not [d for d in docs if d["kind"] == "Role"]
+    resources = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [""], rule
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+        assert "*" not in rule["resources"], rule
+        resources |= set(rule["resources"])
+    assert resources == {"services", "endpoints"}
+
+
+def test_the_binding_grants_the_role_to_the_control_planes_own_account(docs_of, doc):
+    docs = docs_of(SCENARIO)
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    (role,) = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    spec = doc(docs, "Deployment", "xds")["spec"]["template"]["spec"]
+    account = doc(docs, "ServiceAccount", spec["serviceAccountName"])
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    assert spec["automountServiceAccountToken"] is True
+
+
+def test_the_binding_follows_the_namespace_of_whichever_overlay_uses_the_component(
+    tmp_path, kustomize_dir
+):
+    # Kustomize's namespace transformer rewrites a ServiceAccount subject only when its
+    # namespace is `default`: the component relies on that, so prove it with the real tool.
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    to_k8s = Path(os.path.relpath(K8S, overlay))
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "namespace": "grpc-lb-elsewhere",
+                "resources": [str(to_k8s / "base")],
+                "components": [str(to_k8s / "components" / "xds")],
+            }
+        )
+    )
+    docs = [d for d in yaml.safe_load_all(kustomize_dir(overlay)) if d]
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert [s["namespace"] for s in binding["subjects"]] == ["grpc-lb-elsewhere"]
+
+
+# -- the control plane's pod
+
+
+def test_the_control_plane_runs_its_image_as_built(docs_of, doc):
+    deployment = doc(docs_of(SCENARIO), "Deployment", "xds")
+    spec = deployment["spec"]["template"]["spec"]
+    xds = container(deployment, "xds")
+    assert re.fullmatch(r"ghcr\.io/wongnai/xds:v\d+\.\d+\.\d+", xds["image"])
+    # The binary's path in the image changed between releases: keep the image's own CMD.
+    assert "command" not in xds
+    assert "args" not in xds
+    assert (
+        xds.get("securityContext", {}).get("runAsUser", spec["securityContext"]["runAsUser"])
+        == IMAGE_USER
+    )
+    assert xds["securityContext"]["readOnlyRootFilesystem"] is True
+    ports = {p["name"]: p["containerPort"] for p in xds["ports"]}
+    assert ports == {"grpc": ADS_PORT, "debug": DEBUG_PORT}
+
+
+def test_the_control_plane_is_probed_over_its_grpc_health_service(docs_of, doc):
+    xds = container(doc(docs_of(SCENARIO), "Deployment", "xds"), "xds")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert xds[probe]["grpc"] == {"port": ADS_PORT}, probe
+
+
+def test_the_go_runtime_is_sized_to_the_cpu_limit(docs_of, doc):
+    xds = container(doc(docs_of(SCENARIO), "Deployment", "xds"), "xds")
+    (gomaxprocs,) = [e for e in xds["env"] if e["name"] == "GOMAXPROCS"]
+    assert gomaxprocs["valueFrom"] == {"resourceFieldRef": {"resource": "limits.cpu"}}
+    assert "cpu" in xds["resources"]["limits"]
+
+
+def test_a_new_control_plane_is_ready_before_the_old_one_stops(docs_of, doc):
+    deployment = doc(docs_of(SCENARIO), "Deployment", "xds")
+    assert deployment["spec"]["replicas"] == 1
+    rolling = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert (rolling["maxSurge"], rolling["maxUnavailable"]) == (1, 0)
+
+
+def test_only_the_xds_scenario_runs_a_control_plane(scenario, docs_of):
+    names = {d["metadata"]["name"] for d in docs_of(scenario) if d["kind"] == "Deployment"}
+    has_bootstrap = any(
+        d["kind"] == "ConfigMap" and d["metadata"]["name"] == "xds-bootstrap"
+        for d in docs_of(scenario)
+    )
+    assert ("xds" in names) is (scenario == SCENARIO)
+    assert has_bootstrap is (scenario == SCENARIO)
