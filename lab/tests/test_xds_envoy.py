@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import time
 
 import pytest
-from hellolb_lab import envoy, polling, procs
+from hello_client import events as client_events
+from hellolb_lab import envoy, polling, procs, stage
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -54,16 +54,16 @@ def envoy_lab(tmp_path):
     path = envoy.write(config, tmp_path / "envoy.yaml")
     envoy.validate(binary, path)
     with Supervisor(tmp_path / "logs") as sup:
-        servers = {}
-        for i in (1, 2, 3):
-            servers[f"s{i}"] = launch.start_server(
-                sup, f"s{i}", f"{PREFIX}.{10 + i}", 50051, {"WORK_TIME": "2ms"}, WAIT_S
-            )
+        servers = [
+            (f"s{i}", launch.server_env(f"s{i}", f"{PREFIX}.{10 + i}", 50051, WORK_TIME="2ms"))
+            for i in (1, 2, 3)
+        ]
+        stage.start_servers(sup, servers, WAIT_S)
         zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12"])
         argv = launch.control_plane_argv(
             xds, zone.path, [f"{LISTENER}={NAME}"], lb_policy_file=policy_file
         )
-        plane = launch.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {
@@ -74,7 +74,7 @@ def envoy_lab(tmp_path):
             "SUMMARY_INTERVAL": "500ms",
             "LOG_FORMAT": "json",
         }
-        client = sup.start("c1", [sys.executable, "-m", "hello_client"], env)
+        client = stage.start_client(sup, "c1", env)
         yield sup, zone, policy_file, plane, admin, client
 
 
@@ -99,7 +99,7 @@ def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab):
     zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12", f"{PREFIX}.13"])
     wait_answers(client, ["s1", "s2", "s3"], since=published, count=5)
     assert sup.stop(client) == 0
-    (summary,) = launch.events(client, "client.summary", final=True)
+    (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
 
 
@@ -131,6 +131,6 @@ def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
     assert answer["endpoints"] == {LISTENER: [f"{PREFIX}.11:50051", f"{PREFIX}.12:50051"]}
     wait_answers(client, ["s1", "s2"], since=time.time(), count=20)
     assert sup.stop(client) == 0
-    (summary,) = launch.events(client, "client.summary", final=True)
+    (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
     assert launch.answers(client, since=changed)

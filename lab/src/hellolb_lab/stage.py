@@ -6,6 +6,9 @@ the lab DNS, the servers, the Envoys and the clients under one
 ready (as endpoints appear only for ready pods), and keeps the :class:`~hellolb_lab.view.Picture`
 up to date from the client's and the DNS server's log lines. The order of these steps is the
 timeline's (:mod:`hellolb_lab.timeline`).
+
+The module's functions start one kind of program each and wait until it is ready, by the event
+it logs then; the stage, the xDS tests and the xDS benchmark all start processes through them.
 """
 
 from __future__ import annotations
@@ -13,21 +16,81 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hello_client import events as client
 
 from hellolb_lab import clientlog, dns, envoy
+from hellolb_lab.errors import LabError
 from hellolb_lab.plan import EnvoyProcess, Plan
 from hellolb_lab.polling import poll
 from hellolb_lab.procs import Proc, Supervisor, find_binary
 from hellolb_lab.view import LiveView, Picture
+from hellolb_lab.xds import stream as xds
 
 #: The server's log event once it listens (hello_server writes it).
 SERVER_STARTED = "server.started"
 #: Seconds within which the lab DNS must answer a change it was just given.
 DNS_PUBLISH_TIMEOUT_S = 5.0
+
+EventHandler = Callable[[Proc, dict[str, Any]], None]
+
+
+def wait_ready(proc: Proc, event: str, timeout: float) -> dict[str, Any]:
+    """The event ``proc`` logs once it is ready, waited for at most ``timeout`` seconds."""
+    return proc.wait_event(lambda e: e.get("event") == event, timeout)
+
+
+def start_dns(
+    sup: Supervisor,
+    listen: tuple[str, int],
+    zone: Path,
+    timeout: float,
+    on_event: EventHandler | None = None,
+) -> Proc:
+    """The lab DNS server answering from ``zone``, once it serves."""
+    argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{listen[0]}:{listen[1]}"]
+    argv += ["--zone", str(zone), "--ttl", str(dns.DEFAULT_TTL)]
+    proc = sup.start("dns", argv, on_event=on_event)
+    wait_ready(proc, dns.STARTED, timeout)
+    return proc
+
+
+def start_servers(
+    sup: Supervisor, servers: Iterable[tuple[str, Mapping[str, str]]], timeout: float
+) -> list[Proc]:
+    """Start a hello_server per ``(name, environment)``, side by side, then wait until every
+    one listens."""
+    argv = [sys.executable, "-m", "hello_server"]
+    started = [sup.start(name, argv, env) for name, env in servers]
+    for proc in started:
+        wait_ready(proc, SERVER_STARTED, timeout)
+    return started
+
+
+def start_client(
+    sup: Supervisor, name: str, env: Mapping[str, str], on_event: EventHandler | None = None
+) -> Proc:
+    """A hello_client; wait for it with ``wait_ready(proc, client.READY, ...)`` where needed."""
+    return sup.start(name, [sys.executable, "-m", "hello_client"], env, on_event=on_event)
+
+
+def start_control_plane(
+    sup: Supervisor,
+    name: str,
+    argv: list[str],
+    timeout: float,
+    on_event: EventHandler | None = None,
+) -> Proc:
+    """The lab's xDS control plane, once it serves; :class:`LabError` with its reason if it
+    cannot listen."""
+    proc = sup.start(name, argv, on_event=on_event)
+    first = proc.wait_event(lambda e: e.get("event") in (xds.STARTED, xds.STOPPED), timeout)
+    if first["event"] == xds.STOPPED:
+        raise LabError(f"{name} stopped: {first.get('reason')}; log: {proc.log_path}")
+    return proc
 
 
 class Stage:
@@ -49,23 +112,14 @@ class Stage:
     # -- starting ---------------------------------------------------------------------------
 
     def start_dns(self) -> None:
-        host, port = self.plan.net.dns
-        argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{host}:{port}"]
-        argv += ["--zone", str(self.zone.path), "--ttl", str(dns.DEFAULT_TTL)]
-        proc = self.sup.start("dns", argv, on_event=self._on_dns_event)
-        proc.wait_event(lambda e: e.get("event") == dns.STARTED, self._timeout)
+        start_dns(self.sup, self.plan.net.dns, self.zone.path, self._timeout, self._on_dns_event)
 
     def start_servers(self, first: int, last: int) -> None:
         """Start servers ``first..last`` and wait until every one listens."""
-        started = []
-        for i in range(first, last + 1):
-            spec = self.plan.server(i)
-            started.append(
-                self.sup.start(spec.name, [sys.executable, "-m", "hello_server"], spec.env)
-            )
+        specs = [self.plan.server(i) for i in range(first, last + 1)]
+        for spec in specs:
             self.picture.servers[spec.name] = time.time()
-        for proc in started:
-            proc.wait_event(lambda e: e.get("event") == SERVER_STARTED, self._timeout)
+        start_servers(self.sup, [(spec.name, spec.env) for spec in specs], self._timeout)
 
     def start_envoy(self, spec: EnvoyProcess) -> Proc:
         path = envoy.write(dict(spec.config), self.plan.log_dir / f"{spec.name}.envoy.yaml")
@@ -84,10 +138,9 @@ class Stage:
         if self.plan.overlay.sidecar:
             self.start_envoy(self.plan.sidecar(index))
         spec = self.plan.client(index)
-        argv = [sys.executable, "-m", "hello_client"]
-        proc = self.sup.start(spec.name, argv, spec.env, on_event=self._on_client_event)
+        proc = start_client(self.sup, spec.name, spec.env, self._on_client_event)
         self.clients.append(proc)
-        proc.wait_event(lambda e: e.get("event") == client.READY, self._timeout)
+        wait_ready(proc, client.READY, self._timeout)
         return proc
 
     def restart_client(self) -> None:
