@@ -32,6 +32,12 @@ CONTROL_PLANE_PUSH_S = 10.0
 #: at its safety poll at the latest (:data:`hellolb_lab.xds.watch.SAFETY_POLL_S`). Pushes take
 #: milliseconds; this is their ceiling, and the margin covers the rest.
 XDS_PUSH_S = 1.0
+#: gRPC's connection backoff (grpc/grpc doc/connection-backoff.md): a client whose control plane
+#: is gone tries again after 1 s, then each wait 1.6 times longer, +-20%, at most 120 s.
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MULTIPLIER = 1.6
+BACKOFF_JITTER = 0.2
+BACKOFF_MAX_S = 120.0
 
 
 def reach_bound(
@@ -82,3 +88,22 @@ def _max_age_settings(
     if age is None:
         raise LabError(f"{name}: the overlay sets no MAX_CONNECTION_AGE for the server")
     return age, floor
+
+
+def reconnect_wait(outage_s: float) -> float:
+    """The longest a gRPC client may wait, once its control plane is back after ``outage_s``
+    seconds, before it tries to connect again: the longest possible backoff step in progress
+    when the outage ends, counting the steps before it as short as the jitter allows."""
+    backoff, elapsed = BACKOFF_INITIAL_S, 0.0
+    while True:
+        step = min(backoff, BACKOFF_MAX_S)
+        elapsed += step * (1 - BACKOFF_JITTER)
+        if elapsed >= outage_s:
+            return round(step * (1 + BACKOFF_JITTER), 3)
+        backoff *= BACKOFF_MULTIPLIER
+
+
+def rejoin_bound(outage_s: float, *, margin_s: float = LAB_MARGIN_S) -> float:
+    """Seconds within which a server published while the xDS control plane was down for
+    ``outage_s`` answers once it is back: the client's reconnection wait, the push, the margin."""
+    return round(reconnect_wait(outage_s) + XDS_PUSH_S + margin_s, 3)

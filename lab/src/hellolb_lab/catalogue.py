@@ -108,6 +108,9 @@ class Scenario:
 
 
 NEW_SERVER_REACHED = "every new server reached"
+#: The xDS control plane's restart phase: what the client does while it is down, and after.
+CALLS_GO_ON = "calls go on while the control plane is down"
+FOUND_ONCE_BACK = "a server added while it is down is reached once it is back"
 
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -188,7 +191,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         hops=0,
         reach=Reach.BOUNDED,
         bound=Bound.XDS_PUSH,
-        checks=(NEW_SERVER_REACHED,),
+        checks=(NEW_SERVER_REACHED, CALLS_GO_ON, FOUND_ONCE_BACK),
         needs_cluster=(
             "xds needs a cluster until the lab plans its control plane: use the cluster "
             "walkthrough (make e2e SCENARIO=xds)."

@@ -2,7 +2,8 @@
 
 Every check takes the measured :class:`~hellolb_lab.verdict.Verdict` and the scenario's reach
 bound, and returns a :class:`Check` (passed or not, with the figures behind it), or ``None`` when
-the run holds no data for it (the proxy replicas' requests, outside the proxy phase). A new
+the run holds no data for it (the proxy replicas' requests outside the proxy phase, the xDS
+control plane's outage outside its restart phase). A new
 scenario that needs a new kind of check adds one function to :data:`CHECKS` under the name its
 record uses.
 """
@@ -12,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hellolb_lab.catalogue import Scenario
-from hellolb_lab.verdict import Verdict, ratio_text
+from hellolb_lab.catalogue import CALLS_GO_ON, FOUND_ONCE_BACK, Scenario
+from hellolb_lab.verdict import OUTAGE, Verdict, ratio_text
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,42 @@ def _proxies_busy(name: str, result: Verdict, bound: float | None) -> Check | No
     return Check(name, bool(after) and all(after.values()), detail)
 
 
+def _outage(result: Verdict) -> dict | None:
+    """The control plane's outage as :func:`~hellolb_lab.verdict.outage_figures` measured it."""
+    return result.extra.get(OUTAGE)
+
+
+def _calls_go_on_while_down(name: str, result: Verdict, bound: float | None) -> Check | None:
+    outage = _outage(result)
+    if outage is None:
+        return None
+    known = outage["known_while_down"]
+    answered = [s for s, n in known.items() if n]
+    detail = (
+        f"{sum(known.values())} answers from {len(answered)} of the {len(known)} known servers "
+        f"in {outage['down_s']:.1f}s"
+    )
+    return Check(name, bool(known) and len(answered) == len(known), detail)
+
+
+def _found_once_back(name: str, result: Verdict, bound: float | None) -> Check | None:
+    outage = _outage(result)
+    if outage is None:
+        return None
+    early = [s for s, n in outage["added_while_down"].items() if n]
+    reached = outage["added_reached_s"]
+    never = [s for s, t in reached.items() if t is None]
+    late = [s for s, t in reached.items() if t is not None and t > outage["bound_s"]]
+    if early:
+        detail = "answered while the control plane was down: " + ", ".join(early)
+    elif never:
+        detail = "never reached: " + ", ".join(never)
+    else:
+        times = ", ".join(f"{s} {t:.2f}s" for s, t in reached.items())
+        detail = f"after it was back: {times} (bound {outage['bound_s']}s)"
+    return Check(name, bool(reached) and not (early or never or late), detail)
+
+
 #: Every check, by the name the catalogue's records use.
 CHECKS: dict[str, CheckFunction] = {
     "answers": _answers,
@@ -98,6 +135,8 @@ CHECKS: dict[str, CheckFunction] = {
     "every new server reached": _new_servers_reached,
     "new proxy replicas idle until the client restarts": _proxies_idle,
     "new proxy replicas busy after the client restarts": _proxies_busy,
+    CALLS_GO_ON: _calls_go_on_while_down,
+    FOUND_ONCE_BACK: _found_once_back,
 }
 
 
