@@ -87,3 +87,24 @@ def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path, lab_net):
     assert result.bound == result.settings["envoy_dns_refresh_s"] + 2.0
     assert v.time_to_all_new is not None
     assert v.time_to_all_new <= result.bound
+
+
+def test_xds_pushes_new_servers_and_rides_out_a_control_plane_restart(tmp_path, lab_net):
+    result = run("xds", lab_net(88), tmp_path, outage=2)
+    v = result.verdict
+    assert result.bound == 1.0 + 2.0  # the push ceiling and the lab's margin
+    assert v.time_to_all_new is not None
+    assert v.time_to_all_new <= result.bound
+    assert all(v.servers_after[s] > 0 for s in (*OLD, *NEW))
+    # Every client got the scale-up as a push from the control plane, not by looking up a name.
+    assert set(v.extra["xds_push_ms"]) == {"client-1"}
+    assert not result.picture.lookups
+    outage = v.extra["control_plane_outage"]
+    assert all(n > 0 for n in outage["known_while_down"].values())
+    assert outage["added_while_down"] == {"server-6": 0}
+    reached = outage["added_reached_s"]["server-6"]
+    assert reached is not None
+    assert reached <= outage["bound_s"]
+    labels = [label for _, label in result.marks]
+    assert "xDS pushed 5 servers to client-1" in labels
+    assert "xDS pushed 6 servers to client-1" in labels

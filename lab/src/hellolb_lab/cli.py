@@ -19,6 +19,7 @@ SAME_NAME = (
     "steady",
     "idle",
     "restart",
+    "outage",
     "scale_to",
     "proxy_scale_to",
     "summary_interval",
@@ -82,6 +83,12 @@ def _add_phases(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--restart", type=float, default=d.restart, help=f"after a client restart ({d.restart:g})"
+    )
+    g.add_argument(
+        "--outage",
+        type=float,
+        default=d.outage,
+        help=f"xds: the control plane down, after a server is published ({d.outage:g})",
     )
 
 

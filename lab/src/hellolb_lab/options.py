@@ -16,8 +16,8 @@ from hellolb_lab.errors import LabError
 class Net:
     """The lab's own addresses: one 127.X.Y.0/24 block and the DNS port.
 
-    DNS ``.1``, servers ``.11-.19``, proxies ``.21-.29``, the virtual ClusterIP ``.30``,
-    sidecars ``.41-.49``.
+    DNS ``.1``, the xDS control plane ``.2``, servers ``.11-.19``, proxies ``.21-.29``, the
+    virtual ClusterIP ``.30``, sidecars ``.41-.49``.
     """
 
     prefix: str = "127.0.10"
@@ -40,6 +40,10 @@ class Net:
         return f"{self.prefix}.{20 + i}"
 
     @property
+    def control_plane(self) -> str:
+        return f"{self.prefix}.2"
+
+    @property
     def vip(self) -> str:
         return f"{self.prefix}.30"
 
@@ -53,8 +57,10 @@ class Options:
 
     ``after=None`` derives the phase after the scale-up from the settings: the bound within which
     the new servers must be reached (the phase ends ``steady`` seconds after they all were), or
-    ``headless_after`` where nothing is expected to reach them. ``scale_to`` and
-    ``proxy_scale_to`` are the replicas after the scale-ups, in the lab and on a cluster.
+    ``headless_after`` where nothing is expected to reach them. ``outage`` is how long the xDS
+    control plane stays down in its restart phase, once the added server is published.
+    ``scale_to`` and ``proxy_scale_to`` are the replicas after the scale-ups, in the lab and on
+    a cluster.
     """
 
     warmup: float = 4.0
@@ -63,6 +69,7 @@ class Options:
     steady: float = 3.0
     idle: float = 4.0
     restart: float = 4.0
+    outage: float = 3.0
     scale_to: int = 5
     proxy_scale_to: int = 3
     summary_interval: str = "2s"

@@ -14,6 +14,7 @@ from hellolb_lab.checks import Check
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
 from hellolb_lab.view import Picture
+from hellolb_lab.xds import launch
 
 #: Seconds after a client is ready before its latency counts: it has settled by then.
 SETTLE_S = 1.0
@@ -57,13 +58,19 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
     """Judge a finished run of ``stage`` around its scale-up at ``scale_at``."""
     plan = stage.plan
     events = stage.client_events()
+    answers = clientlog.answers_from_events(events)
     split = proxy_split(stage)
     extra: dict[str, Any] = {}
     if split:
         extra["proxy_requests"] = {k: split[k] for k in ("before_restart", "after_restart")}
+    outage = stage.extra.get(verdict.OUTAGE)
+    if outage is not None:
+        extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
+    if plan.control_plane is not None:
+        extra[XDS_PUSH_MS] = xds_push_ms(stage)
     result = verdict.judge(
         plan.scenario.name,
-        clientlog.answers_from_events(events),
+        answers,
         scale_at=scale_at,
         servers_before=plan.server_ids(1, plan.first_servers),
         servers_after=plan.server_ids(1, plan.options.scale_to),
@@ -102,6 +109,20 @@ def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
         "after_restart": {p: at_end[p] - at_restart[p] for p in added},
         "total": at_end,
     }
+
+
+#: The verdict's ``extra`` key for :func:`xds_push_ms`.
+XDS_PUSH_MS = "xds_push_ms"
+
+
+def xds_push_ms(stage: Stage) -> dict[str, list[float]]:
+    """Milliseconds from each time the servers were published to the xDS push that gave a
+    client exactly those servers, by client."""
+    plan = stage.plan
+    assert plan.control_plane is not None
+    events = [e for proc in stage.control_planes for e in proc.snapshot()]
+    delays = launch.push_delays(events, stage.xds_publications, plan.control_plane.port)
+    return {node: [round(d * 1000, 1) for d in found] for node, found in delays.items()}
 
 
 def latency(events: list[dict[str, Any]]) -> dict[str, float | None]:

@@ -1,11 +1,12 @@
 """Run second: the processes of one planned run, started, published, watched and drawn.
 
 A :class:`Stage` does what its :class:`~hellolb_lab.plan.Plan` says and nothing else: it starts
-the lab DNS, the servers, the Envoys and the clients under one
-:class:`~hellolb_lab.procs.Supervisor`, puts addresses into DNS only once their processes are
-ready (as endpoints appear only for ready pods), and keeps the :class:`~hellolb_lab.view.Picture`
-up to date from the client's and the DNS server's log lines. The order of these steps is the
-timeline's (:mod:`hellolb_lab.timeline`).
+the lab DNS, the xDS control plane, the servers, the Envoys and the clients under one
+:class:`~hellolb_lab.procs.Supervisor`, puts addresses into DNS (and so into xDS) only once their
+processes are ready (as endpoints appear only for ready pods), and keeps the
+:class:`~hellolb_lab.view.Picture` up to date from the log lines of the client, the DNS server and
+the control plane (a mark each time it pushes a client a new list of servers). The order of
+these steps is the timeline's (:mod:`hellolb_lab.timeline`).
 
 The module's functions start one kind of program each and wait until it is ready, by the event
 it logs then; the stage, the xDS tests and the xDS benchmark all start processes through them.
@@ -13,6 +14,7 @@ it logs then; the stage, the xDS tests and the xDS benchmark all start processes
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -25,14 +27,15 @@ from hello_client import events as client
 from hellolb_lab import clientlog, dns, envoy
 from hellolb_lab.errors import LabError
 from hellolb_lab.plan import EnvoyProcess, Plan
-from hellolb_lab.polling import poll
+from hellolb_lab.polling import poll, wait_until
 from hellolb_lab.procs import Proc, Supervisor, find_binary
 from hellolb_lab.view import LiveView, Picture
 from hellolb_lab.xds import stream as xds
 
 #: The server's log event once it listens (hello_server writes it).
 SERVER_STARTED = "server.started"
-#: Seconds within which the lab DNS must answer a change it was just given.
+#: Seconds within which the lab DNS (and the xDS control plane) must take up a change it was
+#: just given.
 DNS_PUBLISH_TIMEOUT_S = 5.0
 
 EventHandler = Callable[[Proc, dict[str, Any]], None]
@@ -104,15 +107,41 @@ class Stage:
         self.picture = Picture(title=plan.scenario.name, start=time.time())
         self.clients: list[Proc] = []
         self.proxies: list[Proc] = []
+        self.control_planes: list[Proc] = []
         self.marks: list[tuple[float, str]] = []
         #: Requests per proxy replica at named moments (see :meth:`count_proxy_requests`).
         self.proxy_requests: dict[str, dict[str, int]] = {}
+        #: Times the servers were published while the xDS control plane ran, and their
+        #: addresses: what it pushed at once.
+        self.xds_publications: list[tuple[float, tuple[str, ...]]] = []
+        #: What each phase measured beyond the answers, for the verdict (by its name).
+        self.extra: dict[str, Any] = {}
+        self._pushed: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     # -- starting ---------------------------------------------------------------------------
 
     def start_dns(self) -> None:
         start_dns(self.sup, self.plan.net.dns, self.zone.path, self._timeout, self._on_dns_event)
+
+    def start_control_plane(self) -> float:
+        """Start the xDS control plane (again); the time it serves."""
+        plane = self.plan.control_plane
+        assert plane is not None
+        n = len(self.control_planes) + 1
+        name = "xds" if n == 1 else f"xds-{n}"
+        argv = plane.argv(self.zone.path)
+        proc = start_control_plane(self.sup, name, argv, self._timeout, self._on_xds_event)
+        self.control_planes.append(proc)
+        return time.time()
+
+    def stop_control_plane(self) -> None:
+        """Stop the xDS control plane (SIGTERM), and wait until it has exited."""
+        self.sup.stop(self.control_planes[-1])
+
+    @property
+    def control_plane_running(self) -> bool:
+        return bool(self.control_planes) and self.control_planes[-1].running()
 
     def start_servers(self, first: int, last: int) -> None:
         """Start servers ``first..last`` and wait until every one listens."""
@@ -137,6 +166,9 @@ class Stage:
         index = len(self.clients) + 1
         if self.plan.overlay.sidecar:
             self.start_envoy(self.plan.sidecar(index))
+        if self.plan.control_plane is not None:
+            bootstrap = self.plan.control_plane.client_bootstrap(f"client-{index}")
+            self.plan.bootstrap_path(index).write_text(json.dumps(bootstrap, indent=1))
         spec = self.plan.client(index)
         proc = start_client(self.sup, spec.name, spec.env, self._on_client_event)
         self.clients.append(proc)
@@ -164,12 +196,31 @@ class Stage:
     # -- DNS --------------------------------------------------------------------------------
 
     def publish(self, names: list[str], ips: list[str]) -> None:
-        """Make every one of ``names`` answer ``ips``, and wait until the DNS server does."""
+        """Make every one of ``names`` answer ``ips``, and wait until the DNS server does, and
+        the xDS control plane too while it runs."""
+        plane = self.plan.control_plane
+        pushed = plane is not None and plane.zone_name in names and self.control_plane_running
+        if pushed:
+            self.xds_publications.append((time.time(), tuple(ips)))
         for name in names:
             self.zone.publish(name, ips)
         host, port = self.plan.net.dns
         for name in names:
             dns.wait_answers(host, port, name, ips, timeout=DNS_PUBLISH_TIMEOUT_S)
+        if pushed:
+            wait_until(
+                lambda: self._serving() == tuple(sorted(ips)),
+                DNS_PUBLISH_TIMEOUT_S,
+                f"the xDS control plane to serve {', '.join(ips)}",
+                interval=0.01,
+            )
+
+    def _serving(self) -> tuple[str, ...] | None:
+        """The server addresses the running control plane serves now (its last zone event)."""
+        plane = self.plan.control_plane
+        assert plane is not None
+        zones = [e for e in self.control_planes[-1].snapshot() if e.get("event") == xds.ZONE]
+        return tuple(sorted(zones[-1]["endpoints"].get(plane.listener, []))) if zones else None
 
     def publish_servers(self, count: int) -> None:
         ips = [self.plan.net.server(i) for i in range(1, count + 1)]
@@ -182,10 +233,12 @@ class Stage:
 
     # -- watching ---------------------------------------------------------------------------
 
-    def mark(self, label: str) -> float:
-        t = time.time()
-        self.marks.append((t, label))
-        self.picture.marks.append((t, label))
+    def mark(self, label: str, t: float | None = None) -> float:
+        """Mark an event on the picture, now or at ``t``; its time."""
+        t = time.time() if t is None else t
+        with self._lock:
+            self.marks.append((t, label))
+            self.picture.marks.append((t, label))
         return t
 
     def hold(self, seconds: float, done: Callable[[], bool] | None = None) -> None:
@@ -244,3 +297,13 @@ class Stage:
         ):
             with self._lock:
                 self.picture.lookups.append(float(event["timestamp"]))
+
+    def _on_xds_event(self, proc: Proc, event: dict[str, Any]) -> None:
+        """Mark each time the control plane pushes a client a list of servers it did not have."""
+        if event.get("event") != xds.PUSH or event.get("type") != "EDS":
+            return
+        node = str(event.get("node"))
+        endpoints = tuple(sorted(ep for eps in event["endpoints"].values() for ep in eps))
+        if self._pushed.get(node) != endpoints:
+            self._pushed[node] = endpoints
+            self.mark(f"xDS pushed {len(endpoints)} servers to {node}", float(event["timestamp"]))
