@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from hellolb_lab import __main__ as cli
-from hellolb_lab import bounds, catalogue, cluster, e2e, overlay
+from hellolb_lab import bounds, catalogue, cluster, e2e, overlay, verdict
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 
@@ -114,12 +114,12 @@ def test_clusterip_fails_when_one_client_reaches_several_servers():
     assert judge("clusterip", OLD)["one server per client connection"] is False
 
 
-@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd", "xds"])
 def test_balancing_scenarios_pass_when_new_servers_answer_within_the_bound(scenario):
     assert all(judge(scenario, OLD + NEW, bound=21.0).values())
 
 
-@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd", "xds"])
 def test_balancing_scenarios_fail_when_new_servers_never_answer(scenario):
     assert judge(scenario, OLD)["every new server reached"] is False
 
@@ -140,19 +140,39 @@ def test_reach_bounds_come_from_the_rendered_overlays(overlay_of):
         assert bound(overlay_of, scenario) == 5 + bounds.CLUSTER_MARGIN_S
     assert bound(overlay_of, "headless") is None
     assert bound(overlay_of, "linkerd") == bounds.CONTROL_PLANE_PUSH_S + bounds.CLUSTER_MARGIN_S
+    assert bound(overlay_of, "xds") == bounds.XDS_PUSH_S + bounds.CLUSTER_MARGIN_S
+
+
+ADDED = ["server-f"]
 
 
 class FakeCluster:
-    """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock."""
+    """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock.
 
-    def __init__(self, scenario: str, new_servers_reached: bool, new_proxies_idle: bool) -> None:
+    The client's log follows what the client can know: the servers of its first look-up; the
+    new ones once the servers are scaled (if ``new_servers_reached``); and, in the xds scenario,
+    a server added while the control plane is scaled to zero only once it is back (if
+    ``found_once_back``), with calls going on meanwhile.
+    """
+
+    def __init__(
+        self,
+        scenario: str,
+        new_servers_reached: bool,
+        new_proxies_idle: bool,
+        found_once_back: bool = True,
+    ) -> None:
         self.scenario = scenario
         self.now = T0
-        self.server_scaled = False
+        self.servers = len(OLD)
         self.proxy_scaled = False
         self.client_restarted_after_proxy_scale = False
         self.reached = new_servers_reached
         self.idle = new_proxies_idle
+        self.found_once_back = found_once_back
+        self.control_plane_up = True
+        #: (from when, the servers answering the client)
+        self.segments: list[tuple[float, list[str]]] = [(T0, OLD)]
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -160,24 +180,44 @@ class FakeCluster:
     def clock(self) -> float:
         return self.now
 
+    def _scale(self, args: list[str]) -> None:
+        replicas = int(next(a for a in args if a.startswith("--replicas=")).split("=")[1])
+        if "deployment/server" in args:
+            self.servers = replicas
+            if self.control_plane_up and self.reached:
+                self.segments.append((self.now, self.server_names()))
+        elif "deployment/xds" in args:
+            self.control_plane_up = replicas > 0
+            if self.control_plane_up and self.found_once_back:
+                self.segments.append((self.now, self.server_names()))
+        else:
+            self.proxy_scaled = True
+
+    def server_names(self) -> list[str]:
+        return (OLD + NEW + ADDED)[: self.servers]
+
+    def client_log(self) -> str:
+        lines = ["not json: a startup banner", ""]
+        t = T0 + 5
+        while t < self.now:
+            servers = [s for start, s in self.segments if start < t][-1]
+            lines.append(summary(t, dict.fromkeys(servers, 25)))
+            t += 5
+        return "\n".join(lines)
+
     def run(self, argv) -> str:
         args = list(argv)
         if "scale" in args:
-            if "deployment/server" in args:
-                self.server_scaled = True
-            else:
-                self.proxy_scaled = True
+            self._scale(args)
         elif "delete" in args and "app=client" in args:
             # Only a client started after the proxies scaled can know the new ones.
             self.client_restarted_after_proxy_scale = self.proxy_scaled
         elif "get" in args and "app=server" in args:
-            return " ".join(OLD + NEW if self.server_scaled else OLD)
+            return " ".join(self.server_names())
         elif "get" in args and "app=proxy" in args:
             return " ".join(["proxy-1", "proxy-2", "proxy-3"] if self.proxy_scaled else ["proxy-1"])
         elif "logs" in args and "app=client" in args:
-            after = OLD + NEW if self.reached else OLD
-            warmup = catalogue.get(self.scenario).watch.warmup_s
-            return client_log(OLD, after, scale_at=T0 + warmup, end=self.now)
+            return self.client_log()
         elif "logs" in args:
             busy = self.client_restarted_after_proxy_scale or not self.idle
             line = json.dumps({"event": "proxy.request"})
@@ -185,8 +225,15 @@ class FakeCluster:
         return ""
 
 
-def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True, **options):
-    fake = FakeCluster(scenario, reached, idle)
+def drive(
+    overlay_of,
+    scenario: str,
+    reached: bool = True,
+    idle: bool = True,
+    found_once_back: bool = True,
+    **options,
+):
+    fake = FakeCluster(scenario, reached, idle, found_once_back)
     record = catalogue.get(scenario)
     stand_in = cluster.Cluster(record.namespace, fake.run)
     plan = e2e.plan_check(record, overlay_of(scenario), Options(**options))
@@ -283,3 +330,42 @@ def test_a_phase_the_cluster_check_lacks_is_refused_before_any_command(overlay_o
     record = dataclasses.replace(catalogue.get("headless"), phases=(catalogue.Phase("rollout"),))
     with pytest.raises(LabError, match="no phase 'rollout'"):
         e2e.plan_check(record, overlay_of("headless"), Options())
+
+
+def test_xds_check_stops_the_control_plane_adds_a_server_and_starts_it_again(overlay_of):
+    calls, checks = drive(overlay_of, "xds")
+    steps = [
+        kubectl("xds", "scale", "deployment/xds", "--replicas=0"),
+        kubectl("xds", "delete", "pod", "-l", "app=xds", "--wait=true"),
+        kubectl("xds", "scale", "deployment/server", "--replicas=6"),
+        kubectl("xds", "scale", "deployment/xds", "--replicas=1"),
+    ]
+    at = [calls.index(step) for step in steps]
+    assert at == sorted(at)
+    # The client's log is read again after the control plane is back.
+    logs = [i for i, c in enumerate(calls) if "logs" in c and "app=client" in c]
+    assert logs[-1] > at[-1]
+    assert checks == dict.fromkeys(catalogue.get("xds").expected_checks, True)
+
+
+def test_xds_check_fails_when_the_added_server_is_not_found_once_the_control_plane_is_back(
+    overlay_of,
+):
+    _, checks = drive(overlay_of, "xds", found_once_back=False)
+    assert checks[catalogue.FOUND_ONCE_BACK] is False
+    assert checks[catalogue.CALLS_GO_ON] is True
+
+
+def test_xds_check_waits_out_the_clients_reconnection_after_a_long_outage(overlay_of):
+    fake = FakeCluster("xds", True, True)
+    # A short phase: the client may wait longer than that to reconnect after a 10 s outage.
+    record = dataclasses.replace(catalogue.get("xds"), watch=catalogue.ClusterWatch(phase_s=10))
+    plan = e2e.plan_check(record, overlay_of("xds"), Options())
+    run = e2e.ClusterRun(plan, cluster.Cluster(record.namespace, fake.run), fake.sleep, fake.clock)
+    e2e.run_check(run)
+    outage = run.extra[verdict.OUTAGE]
+    assert outage["bound_s"] == bounds.rejoin_bound(outage["down_s"], margin_s=5)
+    assert outage["bound_s"] > record.watch.phase_s
+    # Watched after the return for that bound (the log was read at the end).
+    back = fake.segments[-1][0]
+    assert fake.now - back >= outage["bound_s"]

@@ -194,7 +194,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         checks=(NEW_SERVER_REACHED, CALLS_GO_ON, FOUND_ONCE_BACK),
         # The control plane stopped while the client runs, a server added meanwhile, and the
         # control plane started again.
-        phases=(Phase("restart_control_plane", on_cluster=False),),
+        phases=(Phase("restart_control_plane"),),
     ),
 )
 

@@ -6,9 +6,10 @@ It deploys the scenario with ``skaffold run -p <scenario>``, waits for the serve
 proxy), starts the client afresh so that it resolves all of them, lets it run, scales the
 servers to ``--scale-to`` and keeps watching, for the times the scenario's catalogue record
 gives. Then come the scenario's own phases that run on a cluster (the proxy scenario scales the
-proxy and restarts the client, watching the new proxies' access logs). The client's log lines
-are judged by the same verdict and checks as the lab's, with the bound from the overlay's own
-settings and a cluster margin.
+proxy and restarts the client, watching the new proxies' access logs; the xds scenario scales
+its control plane to zero, adds a server, and scales the control plane back, reading the
+client's log once more). The client's log lines are judged by the same verdict and checks as the
+lab's, with the bound from the overlay's own settings and a cluster margin.
 
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
@@ -31,6 +32,8 @@ from hellolb_lab.options import Options
 
 #: The tools the check runs.
 TOOLS = ("kubectl", "skaffold")
+#: The xds scenario's control-plane Deployment (k8s/components/xds).
+CONTROL_PLANE = "xds"
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -117,6 +120,8 @@ class ClusterRun:
     clock: Callable[[], float] = time.time
     new_proxies: list[str] = field(default_factory=list)
     proxy_requests: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: What the phases measured beyond the first log read, for the verdict (by its name).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def proxy_requests_since(self, since: float) -> dict[str, int]:
         logs = {p: self.cluster.proxy_logs_since(p, since) for p in self.new_proxies}
@@ -142,10 +147,33 @@ def restart_client(run: ClusterRun) -> None:
         run.proxy_requests["after_restart"] = run.proxy_requests_since(restarted)
 
 
+def restart_control_plane(run: ClusterRun) -> None:
+    """Scale the xDS control plane to zero, add a server while it is gone, scale it back to one;
+    then read the client's log and measure what it did meanwhile."""
+    cluster, watch = run.cluster, run.plan.scenario.watch
+    known = cluster.pods("server")
+    stopped = run.clock()
+    cluster.scale(CONTROL_PLANE, 0)
+    # The old pod must be gone before the new server is ready, or it would push it.
+    cluster.wait_pods_gone(CONTROL_PLANE)
+    cluster.scale("server", len(known) + 1)
+    added = sorted(set(cluster.pods("server")) - set(known))
+    run.sleep(watch.phase_s)
+    restarting = run.clock()
+    cluster.scale(CONTROL_PLANE, 1)
+    restarted = run.clock()
+    bound = bounds.rejoin_bound(restarted - stopped, margin_s=bounds.CLUSTER_MARGIN_S)
+    run.sleep(max(watch.phase_s, bound))
+    answers = clientlog.answers_from_events(json_lines(cluster.client_logs()))
+    outage = verdict.Outage(stopped, restarting, restarted, tuple(known), tuple(added), bound)
+    run.extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
+
+
 #: The phases a catalogue record may list that the check can run on a cluster, by name.
 PHASES: dict[str, Callable[[ClusterRun], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
+    "restart_control_plane": restart_control_plane,
 }
 
 
@@ -171,7 +199,9 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
     client_log = cluster.client_logs()
     for name in plan.phases:
         PHASES[name](run)
-    split = run.proxy_requests
+    extra = dict(run.extra)
+    if run.proxy_requests:
+        extra["proxy_requests"] = run.proxy_requests
     return evaluate(
         plan.scenario,
         client_log,
@@ -180,5 +210,5 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         servers_after=after,
         end=end,
         reach_bound_s=plan.bound,
-        extra={"proxy_requests": split} if split else None,
+        extra=extra or None,
     )
