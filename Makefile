@@ -104,8 +104,9 @@ tour: setup ## Every scenario in a row, then a comparison table
 	$(RUN) hellolb-lab tour $(LAB_ARGS)
 
 .PHONY: lab-bench
-lab-bench: setup ## Measure balance, time to new servers and latency per scenario
+lab-bench: setup ## Measure balance, time to new servers and latency per scenario; xDS push time
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
+	$(RUN) python -m hellolb_lab.xds.bench --samples 10
 
 .PHONY: watch
 watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -n X | make watch SCENARIO=X
