@@ -1,5 +1,6 @@
 """The xds scenario on a cluster: the client's bootstrap, its target, and the control plane
-(wongnai/xds) that connects them, checked on the rendered overlay.
+(wongnai/xds) that connects them, checked on the rendered overlay; and the documented look at
+the control plane's debug page, run on a snapshot shaped as that page serves it.
 
 What the control plane does with the cluster's objects is taken from its source
 (github.com/wongnai/xds, snapshot/services.go and snapshot/endpoints.go): per Service port it
@@ -11,19 +12,32 @@ client asks for a listener that nothing would publish.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf import json_format
 from hello_client.config import ClientConfig
 from hellolb.config import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
+_spec = importlib.util.spec_from_file_location("doc_commands", ROOT / "tests" / "doc_commands.py")
+assert _spec is not None
+assert _spec.loader is not None
+doc_commands = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = doc_commands
+_spec.loader.exec_module(doc_commands)
 SCENARIO = "xds"
 NAMESPACE = "grpc-lb-xds"
 #: Kind's cluster domain: a Service's full name is <name>.<namespace>.svc.<domain>.
@@ -306,3 +320,54 @@ def test_only_the_xds_scenario_runs_a_control_plane(scenario, docs_of):
     )
     assert ("xds" in names) is (scenario == SCENARIO)
     assert has_bootstrap is (scenario == SCENARIO)
+
+
+# -- the documented look at the control plane's debug page
+
+
+def debug_snapshot(docs: list[dict[str, Any]], pods: dict[str, str]) -> dict[str, Any]:
+    """What wongnai/xds serves on its debug page (debug/marshaler.go): per cache ("services",
+    "endpoints"), per node id (only ""), per type URL, a version and the resources by name,
+    each in protobuf's JSON mapping. Here the server Service's endpoints, with ``pods`` (pod
+    name -> IP) as the Endpoints' ready addresses, named as snapshot/endpoints.go names them."""
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "server")
+    (port,) = service["spec"]["ports"]
+    name = f"server.{service['metadata']['namespace']}:{port['name']}"
+    assignment = endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[
+                    endpoint_components_pb2.LbEndpoint(
+                        endpoint=endpoint_components_pb2.Endpoint(
+                            address=address_pb2.Address(
+                                socket_address=address_pb2.SocketAddress(
+                                    address=ip, port_value=port["port"]
+                                )
+                            ),
+                            hostname=f"{pod}.{service['metadata']['namespace']}",
+                        )
+                    )
+                    for pod, ip in pods.items()
+                ]
+            )
+        ],
+    )
+    type_url = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    items = {name: json_format.MessageToDict(assignment)}
+    return {"endpoints": {"": {type_url: {"version": "7", "items": items}}}, "services": {"": {}}}
+
+
+def test_the_documented_jq_lists_the_pods_the_control_plane_serves(docs_of, tmp_path):
+    jq = shutil.which("jq")
+    if jq is None:
+        pytest.skip("jq is not installed (Debian package `jq`)")
+    (command,) = [c for c in doc_commands.jq_commands(ROOT) if "snapshot.json" in c.argv]
+    pods = {"server-7b9c6d-x7k2q": "10.244.1.7", "server-7b9c6d-m9c1d": "10.244.2.4"}
+    snapshot = tmp_path / "snapshot.json"
+    snapshot.write_text(json.dumps(debug_snapshot(docs_of(SCENARIO), pods)))
+    argv = [jq, *(str(snapshot) if a == "snapshot.json" else a for a in command.argv[1:])]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    shown = [line.split() for line in result.stdout.splitlines()]
+    assert shown == [[f"{pod}.{NAMESPACE}", ip] for pod, ip in pods.items()]
