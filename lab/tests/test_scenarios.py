@@ -90,7 +90,7 @@ def test_sidecar_reaches_all_five_within_the_refresh_bound(tmp_path, lab_net):
 
 
 def test_xds_pushes_new_servers_and_rides_out_a_control_plane_restart(tmp_path, lab_net):
-    result = run("xds", lab_net(88), tmp_path, outage=2)
+    result = run("xds", lab_net(91), tmp_path, outage=2)
     v = result.verdict
     assert result.bound == 1.0 + 2.0  # the push ceiling and the lab's margin
     assert v.time_to_all_new is not None

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 NAME = "server.lab"
 LISTENER = f"{NAME}:50051"
-PREFIX = "127.0.128"
+#: The test's block within the session's own 127.X (see conftest.lab_net).
+BLOCK = 128
 WAIT_S = 20.0
 
 
@@ -40,14 +41,19 @@ def stat(admin, name: str) -> int | None:
 
 
 @pytest.fixture
-def envoy_lab(tmp_path):
+def prefix(lab_net):
+    return lab_net(BLOCK)
+
+
+@pytest.fixture
+def envoy_lab(tmp_path, prefix):
     binary = procs.find_binary("envoy")
     zone = Zone(tmp_path / "zone.json")
     policy_file = tmp_path / "lb-policy"
     policy_file.write_text("round_robin\n")
-    xds = (f"{PREFIX}.1", free_port(f"{PREFIX}.1"))
-    listen = (f"{PREFIX}.5", free_port(f"{PREFIX}.5"))
-    admin = (f"{PREFIX}.5", free_port(f"{PREFIX}.5"))
+    xds = (f"{prefix}.1", free_port(f"{prefix}.1"))
+    listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
+    admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
     config = envoy_bootstrap(
         node_id="envoy-1", xds=xds, listen=listen, admin=admin, route_name=LISTENER
     )
@@ -55,11 +61,11 @@ def envoy_lab(tmp_path):
     envoy.validate(binary, path)
     with Supervisor(tmp_path / "logs") as sup:
         servers = [
-            (f"s{i}", launch.server_env(f"s{i}", f"{PREFIX}.{10 + i}", 50051, WORK_TIME="2ms"))
+            (f"s{i}", launch.server_env(f"s{i}", f"{prefix}.{10 + i}", 50051, WORK_TIME="2ms"))
             for i in (1, 2, 3)
         ]
         stage.start_servers(sup, servers, WAIT_S)
-        zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12"])
+        zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12"])
         argv = launch.control_plane_argv(
             xds, zone.path, [f"{LISTENER}={NAME}"], lb_policy_file=policy_file
         )
@@ -86,7 +92,7 @@ def wait_answers(client, servers, since=0.0, count=1):
     )
 
 
-def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab):
+def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab, prefix):
     sup, zone, _, plane, _, client = envoy_lab
     wait_answers(client, ["s1", "s2"])
     assert not launch.answers(client, "s3")
@@ -96,14 +102,14 @@ def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab):
     rds = launch.events(plane, stream.REQUEST, node="envoy-1", type="RDS", kind="initial")
     assert rds[0]["resource_names"] == [LISTENER]
     published = time.time()
-    zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12", f"{PREFIX}.13"])
+    zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12", f"{prefix}.13"])
     wait_answers(client, ["s1", "s2", "s3"], since=published, count=5)
     assert sup.stop(client) == 0
     (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
 
 
-def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
+def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab, prefix):
     sup, _, policy_file, plane, admin, client = envoy_lab
     wait_answers(client, ["s1", "s2"])
     (eds_ack,) = launch.events(plane, stream.ACK, node="envoy-1", type="EDS")
@@ -128,7 +134,7 @@ def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
         "the modified cluster to finish warming",
     )
     (answer,) = launch.events(plane, stream.PUSH, node="envoy-1", reason=stream.RE_REQUEST)
-    assert answer["endpoints"] == {LISTENER: [f"{PREFIX}.11:50051", f"{PREFIX}.12:50051"]}
+    assert answer["endpoints"] == {LISTENER: [f"{prefix}.11:50051", f"{prefix}.12:50051"]}
     wait_answers(client, ["s1", "s2"], since=time.time(), count=20)
     assert sup.stop(client) == 0
     (summary,) = launch.events(client, client_events.SUMMARY, final=True)

@@ -2,7 +2,9 @@
 
 Real processes on loopback: the control plane, hello_server processes and hello_client with an
 ``xds:`` target whose bootstrap points at the control plane. Each test has its own
-``127.0.12x.0/24`` block, apart from the lab tests' blocks; every wait is a poll with a deadline
+``127.X.12x.0/24`` block, apart from the lab tests' blocks and, like them, in the test session's
+own ``127.X`` (``lab_net``), so that two test runs on one machine do not collide; every wait is
+a poll with a deadline
 and every process is stopped by its PID when the test ends.
 """
 
@@ -39,11 +41,11 @@ CLIENT_ENV = {
 
 
 class XdsLab:
-    """One test's control plane, servers and clients in the block ``127.0.<block>.0/24``."""
+    """One test's control plane, servers and clients in the block ``<prefix>.0/24``."""
 
-    def __init__(self, sup: Supervisor, tmp_path, block: int) -> None:
+    def __init__(self, sup: Supervisor, tmp_path, prefix: str) -> None:
         self.sup = sup
-        self.prefix = f"127.0.{block}"
+        self.prefix = prefix
         self.zone = Zone(tmp_path / "zone.json")
         self.policy_file = tmp_path / "lb-policy"
         host = f"{self.prefix}.1"
@@ -83,10 +85,11 @@ class XdsLab:
 
 
 @pytest.fixture
-def xds_lab(tmp_path):
-    """``xds_lab(block)``: an :class:`XdsLab` in ``127.0.<block>.0/24``, stopped at the end."""
+def xds_lab(tmp_path, lab_net):
+    """``xds_lab(block)``: an :class:`XdsLab` in the session's ``lab_net(block)``, stopped at
+    the end."""
     with Supervisor(tmp_path / "logs", stop_grace=5.0) as sup:
-        yield lambda block: XdsLab(sup, tmp_path, block)
+        yield lambda block: XdsLab(sup, tmp_path, lab_net(block))
 
 
 def wait_answers(client, servers, since=0.0, count=1, timeout=WAIT_S):
