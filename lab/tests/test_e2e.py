@@ -260,7 +260,7 @@ def test_the_check_works_in_the_namespace_the_catalogue_names(overlay_of):
     assert all(c[1:3] == ["-n", "grpc-lb-headless"] for c in kubectl_calls)
 
 
-@pytest.mark.parametrize("scenario", ["headless", "proxy"])
+@pytest.mark.parametrize("scenario", ["headless", "proxy", "xds"])
 def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_of, scenario):
     calls, _ = drive(overlay_of, scenario)
     restart = calls.index(kubectl(scenario, "delete", "pod", "-l", "app=client", "--wait=true"))
@@ -268,6 +268,9 @@ def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_o
     ready = [calls.index(kubectl(scenario, *status, "deployment/server", "--timeout=180s"))]
     if scenario == "proxy":
         ready.append(calls.index(kubectl(scenario, *status, "deployment/proxy", "--timeout=180s")))
+    if scenario == "xds":
+        # The client asks the control plane for its servers: it must be there first.
+        ready.append(calls.index(kubectl(scenario, *status, "deployment/xds", "--timeout=180s")))
     scale = calls.index(kubectl(scenario, "scale", "deployment/server", "--replicas=5"))
     assert max(ready) < restart < scale
 

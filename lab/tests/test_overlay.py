@@ -72,6 +72,8 @@ def test_scenario_shapes_come_from_the_manifests(k8s_dir):
     sidecar = overlay.load("sidecar", k8s_dir)
     assert sidecar.sidecar
     assert sidecar.client_env["SERVER_ADDRESS"].startswith("ipv4:127.0.0.1:")
+    assert set(proxy.deployments) == {"server", "client", "proxy"}
+    assert set(overlay.load("xds", k8s_dir).deployments) == {"server", "client", "xds"}
 
 
 def test_the_client_sees_the_config_map_files_its_own_container_mounts(k8s_dir):

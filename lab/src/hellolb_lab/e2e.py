@@ -55,7 +55,8 @@ class CheckPlan:
     scale_to: int
     proxy_scale_to: int
     bound: float | None
-    #: Deployments that must be ready before the client starts afresh.
+    #: Deployments that must be ready before the client starts afresh: the servers, and the
+    #: proxy or the xDS control plane where the overlay has one.
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
@@ -79,7 +80,7 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         scale_to=options.scale_to,
         proxy_scale_to=options.proxy_scale_to,
         bound=bound,
-        ready_first=("server", "proxy") if ov.proxy_replicas is not None else ("server",),
+        ready_first=tuple(d for d in ("server", "proxy", CONTROL_PLANE) if d in ov.deployments),
         phases=phases,
     )
 

@@ -42,6 +42,8 @@ class Overlay:
     #: Files the client's own container reads from ConfigMaps, by the path it sees them at
     #: (the xds scenario's bootstrap).
     client_files: dict[str, str] = field(default_factory=dict)
+    #: Every Deployment's name.
+    deployments: tuple[str, ...] = ()
 
     @property
     def uses_envoy(self) -> bool:
@@ -182,6 +184,7 @@ def parse(text: str, scenario: str) -> Overlay:
         sidecar=sidecar is not None,
         services=services,
         client_files=_mounted_files(client, client_main, config_maps),
+        deployments=tuple(deployments),
     )
 
 

@@ -332,6 +332,7 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
     )
     after = options.after if options.after is not None else bound
     target = _target(scenario.name, ov, client_env.get("SERVER_ADDRESS", ""))
+    server_port = int(server_env.get("PORT", "50051"))
     return Plan(
         scenario=scenario,
         overlay=ov,
@@ -339,12 +340,12 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         log_dir=options.log_dir or _default_log_dir(scenario.name, options.k8s_dir),
         server_env=server_env,
         client_env=client_env,
-        server_port=int(server_env.get("PORT", "50051")),
+        server_port=server_port,
         target=target,
         dns_refresh_s=dns_refresh,
         bound=bound,
         after_s=after if after is not None else options.headless_after,
-        control_plane=_control_plane(scenario.name, ov, target, client_env, server_env, options),
+        control_plane=_control_plane(scenario.name, ov, target, client_env, server_port, options),
     )
 
 
@@ -389,7 +390,7 @@ def _control_plane(
     ov: overlays.Overlay,
     target: Target,
     client_env: Mapping[str, str],
-    server_env: Mapping[str, str],
+    server_port: int,
     options: Options,
 ) -> ControlPlane | None:
     """The lab's control plane for an ``xds:`` target, from the client's bootstrap: the
@@ -425,7 +426,7 @@ def _control_plane(
         address=address,
         listener=settings.listener,
         zone_name=endpoints_name(ov.namespace),
-        port=int(server_env.get("PORT", "50051")),
+        port=server_port,
         bootstrap=bootstrap,
     )
 
