@@ -91,7 +91,7 @@ k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Env
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
 	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
-	  tests/test_doc_commands.py tests/test_doc_jq.py
+	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py
 
 ## Lab (one machine, no cluster)
 
@@ -104,8 +104,9 @@ tour: setup ## Every scenario in a row, then a comparison table
 	$(RUN) hellolb-lab tour $(LAB_ARGS)
 
 .PHONY: lab-bench
-lab-bench: setup ## Measure balance, time to new servers and latency per scenario
+lab-bench: setup ## Measure balance, time to new servers and latency per scenario; xDS push time
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
+	$(RUN) python -m hellolb_lab.xds.bench --samples 10
 
 .PHONY: watch
 watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -c client -n grpc-lb-X | make watch SCENARIO=X

@@ -18,6 +18,8 @@ EXPECTED_SCENARIOS = set(catalogue.names())
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: Kinds that belong to no namespace (the xds control plane's read-only access).
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
 def seconds(text: str) -> float:
@@ -91,9 +93,11 @@ def test_everything_lives_in_the_scenario_namespace(scenario, docs_of):
     namespaces = [d for d in docs if d["kind"] == "Namespace"]
     assert [n["metadata"]["name"] for n in namespaces] == [catalogue.namespace(scenario)]
     for d in docs:
-        if d["kind"] != "Namespace":
-            name = d["metadata"]["name"]
+        name = d["metadata"]["name"]
+        if d["kind"] not in CLUSTER_SCOPED:
             assert d["metadata"]["namespace"] == catalogue.namespace(scenario), name
+        else:
+            assert "namespace" not in d["metadata"], name
 
 
 def test_base_replicas_are_three_servers_and_one_client(scenario, docs_of, doc):
@@ -131,6 +135,8 @@ SERVICE_CLUSTER_IP = {
     "proxy": "None",
     "sidecar": "None",
     "linkerd": "ClusterIP",
+    # The xds client never resolves the Service: the control plane reads its Endpoints.
+    "xds": "ClusterIP",
 }
 CLIENT_TARGET = {
     "clusterip": "dns:///server:50051",
@@ -139,6 +145,7 @@ CLIENT_TARGET = {
     "proxy": "dns:///proxy:50051",
     "sidecar": "ipv4:127.0.0.1:15001",
     "linkerd": "dns:///server:50051",
+    "xds": "xds:///server.grpc-lb-xds:50051",
 }
 
 
@@ -204,13 +211,29 @@ def test_pod_security_is_restricted_except_where_linkerd_needs_net_admin(scenari
     assert labels["pod-security.kubernetes.io/enforce"] == expected
 
 
+def bound_service_accounts(docs: list[dict]) -> set[tuple[str, str]]:
+    """(namespace, name) of every ServiceAccount that a RoleBinding or ClusterRoleBinding grants
+    something to: the only accounts whose pods have a use for an API token."""
+    bound = set()
+    for d in docs:
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            for s in d.get("subjects", []):
+                if s["kind"] == "ServiceAccount":
+                    bound.add((s.get("namespace", d["metadata"].get("namespace")), s["name"]))
+    return bound
+
+
 def test_every_pod_is_hardened(scenario, docs_of):
-    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+    docs = docs_of(scenario)
+    bound = bound_service_accounts(docs)
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         name = deployment["metadata"]["name"]
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert spec["automountServiceAccountToken"] is False, name
+        # A token only where the pod's account is granted API access (the xds control plane).
+        account = (deployment["metadata"]["namespace"], spec["serviceAccountName"])
+        assert spec["automountServiceAccountToken"] is (account in bound), name
         for c in all_containers(deployment):
             sc = c["securityContext"]
             assert sc["allowPrivilegeEscalation"] is False, c["name"]
@@ -240,6 +263,18 @@ def test_our_images_run_their_own_entrypoint(scenario, docs_of):
             if c["image"].startswith("hellolb-"):
                 assert "command" not in c, c["name"]
                 assert "args" not in c, c["name"]
+
+
+#: A pulled image, pinned to a release: ``registry/name:vX.Y.Z`` (never latest or a branch).
+RELEASE_TAG = re.compile(r"^[a-z0-9./-]+:v\d+\.\d+\.\d+$")
+
+
+def test_pulled_images_are_pinned_to_a_release_tag(scenario, docs_of):
+    for deployment in (d for d in docs_of(scenario) if d["kind"] == "Deployment"):
+        for c in all_containers(deployment):
+            if not c["image"].startswith("hellolb-"):
+                assert RELEASE_TAG.match(c["image"]), c["image"]
+                assert c["imagePullPolicy"] == "IfNotPresent", c["name"]
 
 
 def test_server_has_native_grpc_probes_on_its_named_port(scenario, docs_of, doc):
@@ -421,7 +456,7 @@ def test_each_pod_names_its_own_container_as_the_default(scenario, docs_of):
         name = deployment["metadata"]["name"]
         template = deployment["spec"]["template"]
         default = template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
-        main = {"server": "server", "client": "client", "proxy": "envoy"}[name]
+        main = {"server": "server", "client": "client", "proxy": "envoy", "xds": "xds"}[name]
         assert default == main, name
         assert default in [c["name"] for c in template["spec"]["containers"]], name
 

@@ -36,7 +36,7 @@ injection = load("linkerd_injection", ROOT / "tests" / "linkerd_injection.py")
 logs = load("kubectl_logs", ROOT / "tests" / "kubectl_logs.py")
 
 #: The container that holds each workload's own log.
-APP_CONTAINER = {"server": "server", "client": "client", "proxy": "envoy"}
+APP_CONTAINER = {"server": "server", "client": "client", "proxy": "envoy", "xds": "xds"}
 RELEASES = sorted(injection.RELEASES)
 DOC_LOGS = docs.kubectl_logs(ROOT)
 

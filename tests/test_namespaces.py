@@ -19,14 +19,25 @@ PREFIX = catalogue.NAMESPACE_PREFIX
 #: plane and its extensions, and Kubernetes' own.
 OWNED_BY_TOOLS = {"linkerd", "linkerd-viz", "linkerd-jaeger", "linkerd-multicluster"}
 OWNED_BY_TOOLS |= {"default", "kube-system", "kube-public", "kube-node-lease"}
+#: Kinds without a namespace; their names carry the scenario's namespace instead.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
 
 @pytest.mark.parametrize("folder", OVERLAYS)
 def test_every_overlay_renders_into_grpc_lb_plus_its_folder_name(folder, docs_of):
     docs = docs_of(folder)
     namespaces = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
-    namespaces |= {d["metadata"]["namespace"] for d in docs if d["kind"] != "Namespace"}
+    namespaces |= {d["metadata"].get("namespace") for d in docs if d["kind"] not in CLUSTER_SCOPED}
     assert namespaces == {PREFIX + folder}
+
+
+@pytest.mark.parametrize("folder", OVERLAYS)
+def test_cluster_wide_objects_are_named_after_their_scenarios_namespace(folder, docs_of):
+    # A ClusterRole has no namespace to keep two scenarios (or anything else installed)
+    # apart: its name has to.
+    for d in docs_of(folder):
+        if d["kind"] in CLUSTER_SCOPED - {"Namespace"}:
+            assert d["metadata"]["name"].startswith(PREFIX + folder + "-"), d["metadata"]["name"]
 
 
 def test_no_scenario_namespace_is_one_a_tool_owns():

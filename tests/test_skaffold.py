@@ -196,3 +196,20 @@ def test_linkerd_hook_runs_from_the_config_directory_wherever_skaffold_starts():
     assert workdir == ROOT
     script = hook["host"]["command"][-1]
     assert (workdir / script).is_file()
+
+
+def test_the_xds_control_planes_debug_page_is_forwarded(docs_of):
+    docs = docs_of("xds")
+    (control_plane,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "xds"
+    ]
+    (debug,) = [
+        p
+        for c in control_plane["spec"]["template"]["spec"]["containers"]
+        for p in c.get("ports", [])
+        if p["name"] == "debug"
+    ]
+    port = debug["containerPort"]
+    forward = {"resourceType": "deployment", "resourceName": "xds",
+               "namespace": rendered_namespace(docs), "port": port, "localPort": port}  # fmt: skip
+    assert forward in activate(CONFIG, "xds")["portForward"]

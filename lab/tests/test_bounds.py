@@ -4,6 +4,7 @@ import pytest
 from hellolb_lab import bounds, catalogue
 from hellolb_lab.catalogue import Bound
 from hellolb_lab.errors import LabError
+from hellolb_lab.xds import watch
 
 MAXAGE = catalogue.get("maxage")
 PROXY = catalogue.get("proxy")
@@ -48,3 +49,37 @@ def test_scenarios_without_a_bound_and_the_control_plane_rule():
 def test_the_rules_texts_state_the_constants():
     assert f"x {bounds.MAX_AGE_JITTER:g}" in Bound.MAX_AGE.value
     assert f"{bounds.CONTROL_PLANE_PUSH_S:g} s" in Bound.CONTROL_PLANE.value
+
+
+def test_the_xds_push_rule_in_the_lab_and_on_a_cluster():
+    xds = catalogue.get("xds")
+    assert bound(xds) == bounds.XDS_PUSH_S + bounds.LAB_MARGIN_S
+    assert bound(xds, margin_s=bounds.CLUSTER_MARGIN_S) == bounds.XDS_PUSH_S + 5
+    assert f"{bounds.XDS_PUSH_S:g} s" in Bound.XDS_PUSH.value
+
+
+def test_the_push_ceiling_covers_the_lab_control_planes_slowest_way_to_notice_a_change():
+    assert bounds.XDS_PUSH_S >= watch.SAFETY_POLL_S
+
+
+@pytest.mark.parametrize(
+    ("outage", "step"),
+    [
+        # gRPC's backoff steps, each as short as the jitter allows: 0.8, 1.28, 2.05, 3.28 s...
+        (0.5, 1.0),  # within the first step
+        (0.8, 1.0),
+        (2.0, 1.6),  # ends in the second (0.8 to 2.08 s)
+        (3.0, 2.56),  # the third (2.08 to 4.13 s)
+        (10.0, 1.6**4),  # the fifth (7.41 to 12.65 s)
+        (10_000.0, bounds.BACKOFF_MAX_S),  # long since capped
+    ],
+)
+def test_the_reconnection_wait_is_the_longest_backoff_step_the_outage_can_end_in(outage, step):
+    assert bounds.reconnect_wait(outage) == round(step * (1 + bounds.BACKOFF_JITTER), 3)
+
+
+def test_the_rejoin_bound_grows_with_the_outage_and_adds_the_push_and_the_margin():
+    waits = [bounds.reconnect_wait(s) for s in (1, 3, 10, 30, 100)]
+    assert waits == sorted(waits)
+    assert bounds.rejoin_bound(3.0) == round(bounds.reconnect_wait(3.0) + 1 + 2, 3)
+    assert bounds.rejoin_bound(3.0, margin_s=5) == round(bounds.reconnect_wait(3.0) + 1 + 5, 3)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from hellolb_lab import __main__ as cli
-from hellolb_lab import bounds, catalogue, cluster, e2e, overlay
+from hellolb_lab import bounds, catalogue, cluster, e2e, overlay, verdict
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 
@@ -114,12 +114,12 @@ def test_clusterip_fails_when_one_client_reaches_several_servers():
     assert judge("clusterip", OLD)["one server per client connection"] is False
 
 
-@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd", "xds"])
 def test_balancing_scenarios_pass_when_new_servers_answer_within_the_bound(scenario):
     assert all(judge(scenario, OLD + NEW, bound=21.0).values())
 
 
-@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd"])
+@pytest.mark.parametrize("scenario", ["maxage", "proxy", "sidecar", "linkerd", "xds"])
 def test_balancing_scenarios_fail_when_new_servers_never_answer(scenario):
     assert judge(scenario, OLD)["every new server reached"] is False
 
@@ -140,10 +140,14 @@ def test_reach_bounds_come_from_the_rendered_overlays(overlay_of):
         assert bound(overlay_of, scenario) == 5 + bounds.CLUSTER_MARGIN_S
     assert bound(overlay_of, "headless") is None
     assert bound(overlay_of, "linkerd") == bounds.CONTROL_PLANE_PUSH_S + bounds.CLUSTER_MARGIN_S
+    assert bound(overlay_of, "xds") == bounds.XDS_PUSH_S + bounds.CLUSTER_MARGIN_S
 
 
-#: The server pods a rollout of the five creates.
-ROLLED = ["server-f", "server-g", "server-h", "server-i", "server-j"]
+ADDED = ["server-f"]
+
+
+#: The server pods a rollout creates, as many as it replaces.
+ROLLED = ["server-p", "server-q", "server-r", "server-s", "server-t", "server-u"]
 
 
 def response(t: float, server: str) -> str:
@@ -162,20 +166,29 @@ def error(t: float) -> str:
 OLD_PODS_GO_S = 10.0
 
 
-def rollout_log(start: float, end: float, *, reached: list[str], errors: int) -> str:
-    """The client's lines around a rollout: answers from the old servers until they are gone,
-    then from ``reached``, and ``errors`` failed calls right after it started."""
+def rollout_log(
+    start: float, end: float, *, old: list[str], reached: list[str], errors: int
+) -> str:
+    """The client's lines around a rollout: answers from the ``old`` servers until they are
+    gone, then from ``reached``, and ``errors`` failed calls right after it started."""
     lines = [error(start + 0.5) for _ in range(errors)]
     t = start - 5
     while t < end:
-        servers = OLD + NEW if t < start + OLD_PODS_GO_S else reached
+        servers = old if t < start + OLD_PODS_GO_S else reached
         lines += [response(t, s) for s in servers]
         t += 0.25
     return "\n".join(lines)
 
 
 class FakeCluster:
-    """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock."""
+    """Answers kubectl/skaffold like a cluster running one scenario, on a fake clock.
+
+    The client's log follows what the client can know: the servers of its first look-up; the
+    new ones once the servers are scaled (if ``new_servers_reached``); in the xds scenario, a
+    server added while the control plane is scaled to zero only once it is back (if
+    ``found_once_back``), with calls going on meanwhile; and after a rollout, answers from
+    ``rollout_reached`` once the old pods are gone, with ``rollout_errors`` failed calls.
+    """
 
     def __init__(
         self,
@@ -183,11 +196,12 @@ class FakeCluster:
         new_servers_reached: bool,
         new_proxies_idle: bool,
         rollout_errors: int = 0,
-        rollout_reached: list[str] = ROLLED,
+        rollout_reached: list[str] | None = None,
+        found_once_back: bool = True,
     ) -> None:
         self.scenario = scenario
         self.now = T0
-        self.server_scaled = False
+        self.servers = len(OLD)
         self.proxy_scaled = False
         self.client_restarted_after_proxy_scale = False
         self.reached = new_servers_reached
@@ -195,6 +209,11 @@ class FakeCluster:
         self.rollout_errors = rollout_errors
         self.rollout_reached = rollout_reached
         self.rolled_out_at: float | None = None
+        self.rolled_out: list[str] = []
+        self.found_once_back = found_once_back
+        self.control_plane_up = True
+        #: (from when, the servers answering the client)
+        self.segments: list[tuple[float, list[str]]] = [(T0, OLD)]
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
@@ -202,38 +221,64 @@ class FakeCluster:
     def clock(self) -> float:
         return self.now
 
+    def _scale(self, args: list[str]) -> None:
+        replicas = int(next(a for a in args if a.startswith("--replicas=")).split("=")[1])
+        if "deployment/server" in args:
+            self.servers = replicas
+            if self.control_plane_up and self.reached:
+                self.segments.append((self.now, self.server_names()))
+        elif "deployment/xds" in args:
+            self.control_plane_up = replicas > 0
+            if self.control_plane_up and self.found_once_back:
+                self.segments.append((self.now, self.server_names()))
+        else:
+            self.proxy_scaled = True
+
+    def server_names(self) -> list[str]:
+        return (OLD + NEW + ADDED)[: self.servers]
+
+    def client_log(self) -> str:
+        lines = ["not json: a startup banner", ""]
+        t = T0 + 5
+        while t < self.now:
+            servers = [s for start, s in self.segments if start < t][-1]
+            lines.append(summary(t, dict.fromkeys(servers, 25)))
+            t += 5
+        return "\n".join(lines)
+
     def run(self, argv) -> str:
         args = list(argv)
         if "restart" in args:
             self.rolled_out_at = self.now
+            self.rolled_out = self.server_names()
         elif "--for=delete" in args:
             self.now += OLD_PODS_GO_S
         elif "scale" in args:
-            if "deployment/server" in args:
-                self.server_scaled = True
-            else:
-                self.proxy_scaled = True
+            self._scale(args)
         elif "delete" in args and "app=client" in args:
             # Only a client started after the proxies scaled can know the new ones.
             self.client_restarted_after_proxy_scale = self.proxy_scaled
         elif "get" in args and "app=server" in args:
             if self.rolled_out_at is not None:
-                return " ".join(ROLLED)
-            return " ".join(OLD + NEW if self.server_scaled else OLD)
+                return " ".join(ROLLED[: self.servers])
+            return " ".join(self.server_names())
         elif "get" in args and "app=proxy" in args:
             return " ".join(["proxy-1", "proxy-2", "proxy-3"] if self.proxy_scaled else ["proxy-1"])
         elif "logs" in args and "app=client" in args:
-            after = OLD + NEW if self.reached else OLD
-            warmup = catalogue.get(self.scenario).watch.warmup_s
-            log = client_log(OLD, after, scale_at=T0 + warmup, end=self.now)
+            log = self.client_log()
             if self.rolled_out_at is None:
                 return log
-            reached, errors = self.rollout_reached, self.rollout_errors
-            return (
-                log
-                + "\n"
-                + rollout_log(self.rolled_out_at, self.now, reached=reached, errors=errors)
+            reached = self.rollout_reached
+            if reached is None:
+                reached = ROLLED[: self.servers]
+            rollout = rollout_log(
+                self.rolled_out_at,
+                self.now,
+                old=self.rolled_out,
+                reached=reached,
+                errors=self.rollout_errors,
             )
+            return log + "\n" + rollout
         elif "logs" in args:
             busy = self.client_restarted_after_proxy_scale or not self.idle
             line = json.dumps({"event": "proxy.request"})
@@ -241,13 +286,21 @@ class FakeCluster:
         return ""
 
 
-def drive(overlay_of, scenario: str, reached: bool = True, idle: bool = True, **options):
+def drive(
+    overlay_of,
+    scenario: str,
+    reached: bool = True,
+    idle: bool = True,
+    found_once_back: bool = True,
+    **options,
+):
     fake = FakeCluster(
         scenario,
         reached,
         idle,
         rollout_errors=options.pop("rollout_errors", 0),
-        rollout_reached=options.pop("rollout_reached", ROLLED),
+        rollout_reached=options.pop("rollout_reached", None),
+        found_once_back=found_once_back,
     )
     record = catalogue.get(scenario)
     stand_in = cluster.Cluster(record.namespace, fake.run)
@@ -275,7 +328,7 @@ def test_the_check_works_in_the_namespace_the_catalogue_names(overlay_of):
     assert all(c[1:3] == ["-n", "grpc-lb-headless"] for c in kubectl_calls)
 
 
-@pytest.mark.parametrize("scenario", ["headless", "proxy"])
+@pytest.mark.parametrize("scenario", ["headless", "proxy", "xds"])
 def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_of, scenario):
     calls, _ = drive(overlay_of, scenario)
     restart = calls.index(kubectl(scenario, "delete", "pod", "-l", "app=client", "--wait=true"))
@@ -283,6 +336,9 @@ def test_the_client_starts_afresh_once_every_server_and_proxy_is_ready(overlay_o
     ready = [calls.index(kubectl(scenario, *status, "deployment/server", "--timeout=180s"))]
     if scenario == "proxy":
         ready.append(calls.index(kubectl(scenario, *status, "deployment/proxy", "--timeout=180s")))
+    if scenario == "xds":
+        # The client asks the control plane for its servers: it must be there first.
+        ready.append(calls.index(kubectl(scenario, *status, "deployment/xds", "--timeout=180s")))
     scale = calls.index(kubectl(scenario, "scale", "deployment/server", "--replicas=5"))
     assert max(ready) < restart < scale
 
@@ -387,3 +443,44 @@ def test_clusterip_after_the_rollout_is_one_server_per_client(overlay_of):
     assert checks["one server per client after the rollout"] is True
     _, checks = drive(overlay_of, "clusterip")
     assert checks["one server per client after the rollout"] is False
+
+
+def test_xds_check_stops_the_control_plane_adds_a_server_and_starts_it_again(overlay_of):
+    calls, checks = drive(overlay_of, "xds")
+    steps = [
+        kubectl("xds", "scale", "deployment/xds", "--replicas=0"),
+        kubectl("xds", "delete", "pod", "-l", "app=xds", "--wait=true"),
+        kubectl("xds", "scale", "deployment/server", "--replicas=6"),
+        kubectl("xds", "scale", "deployment/xds", "--replicas=1"),
+    ]
+    at = [calls.index(step) for step in steps]
+    assert at == sorted(at)
+    # The client's log is read again after the control plane is back.
+    logs = [i for i, c in enumerate(calls) if "logs" in c and "app=client" in c]
+    assert logs[-1] > at[-1]
+    # Every check ran and passed but the crash's, a lab phase.
+    expected = [c for c in catalogue.get("xds").expected_checks if c != catalogue.CRASH_LOSSLESS]
+    assert checks == dict.fromkeys(expected, True)
+
+
+def test_xds_check_fails_when_the_added_server_is_not_found_once_the_control_plane_is_back(
+    overlay_of,
+):
+    _, checks = drive(overlay_of, "xds", found_once_back=False)
+    assert checks[catalogue.FOUND_ONCE_BACK] is False
+    assert checks[catalogue.CALLS_GO_ON] is True
+
+
+def test_xds_check_waits_out_the_clients_reconnection_after_a_long_outage(overlay_of):
+    fake = FakeCluster("xds", True, True)
+    # A short phase: the client may wait longer than that to reconnect after a 10 s outage.
+    record = dataclasses.replace(catalogue.get("xds"), watch=catalogue.ClusterWatch(phase_s=10))
+    plan = e2e.plan_check(record, overlay_of("xds"), Options())
+    run = e2e.ClusterRun(plan, cluster.Cluster(record.namespace, fake.run), fake.sleep, fake.clock)
+    e2e.run_check(run)
+    outage = run.extra[verdict.OUTAGE]
+    assert outage["bound_s"] == bounds.rejoin_bound(outage["down_s"], margin_s=5)
+    assert outage["bound_s"] > record.watch.phase_s
+    # Watched after the return for that bound (the log was read at the end).
+    back = fake.segments[-1][0]
+    assert fake.now - back >= outage["bound_s"]

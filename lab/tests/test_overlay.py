@@ -1,5 +1,6 @@
 """The lab reads its parameters from the rendered overlays, and follows them when they change."""
 
+import json
 import shutil
 
 import pytest
@@ -72,6 +73,49 @@ def test_scenario_shapes_come_from_the_manifests(k8s_dir):
     sidecar = overlay.load("sidecar", k8s_dir)
     assert sidecar.sidecar
     assert sidecar.client_env["SERVER_ADDRESS"].startswith("ipv4:127.0.0.1:")
+    assert set(proxy.deployments) == {"server", "client", "proxy"}
+    assert set(overlay.load("xds", k8s_dir).deployments) == {"server", "client", "xds"}
+
+
+def test_the_client_sees_the_config_map_files_its_own_container_mounts(k8s_dir):
+    xds = overlay.load("xds", k8s_dir)
+    (path,) = xds.client_files
+    assert path == xds.client_env["GRPC_XDS_BOOTSTRAP"]
+    assert json.loads(xds.client_files[path])["xds_servers"]
+    # The sidecar's Envoy config is mounted into the Envoy container, not the client's.
+    assert overlay.load("sidecar", k8s_dir).client_files == {}
+
+
+def pod_with_mounts(mounts: list[dict], volume: dict) -> str:
+    """A rendered overlay whose client mounts the ConfigMap ``files`` as ``volume`` says."""
+    config_map = {"kind": "ConfigMap", "metadata": {"name": "files"}, "data": {"a": "1", "b": "2"}}
+    docs = [config_map]
+    for name in ("server", "client"):
+        container = {"name": name, "volumeMounts": mounts if name == "client" else []}
+        spec = {"containers": [container], "volumes": [{"name": "v", "configMap": volume}]}
+        template = {"metadata": {}, "spec": spec}
+        docs.append(
+            {"kind": "Deployment", "metadata": {"name": name}, "spec": {"template": template}}
+        )
+    return yaml.safe_dump_all(docs)
+
+
+@pytest.mark.parametrize(
+    ("mount", "volume", "files"),
+    [
+        ({"mountPath": "/etc/x"}, {"name": "files"}, {"/etc/x/a": "1", "/etc/x/b": "2"}),
+        (
+            {"mountPath": "/etc/x"},
+            {"name": "files", "items": [{"key": "b", "path": "sub/b.json"}]},
+            {"/etc/x/sub/b.json": "2"},
+        ),
+        ({"mountPath": "/etc/x.json", "subPath": "a"}, {"name": "files"}, {"/etc/x.json": "1"}),
+        ({"mountPath": "/etc/x"}, {"name": "elsewhere"}, {}),
+    ],
+)
+def test_mounted_config_map_files_follow_items_and_sub_paths(mount, volume, files):
+    parsed = overlay.parse(pod_with_mounts([{"name": "v", **mount}], volume), "x")
+    assert parsed.client_files == files
 
 
 def test_unknown_overlay_is_named(k8s_dir):

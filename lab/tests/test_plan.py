@@ -6,10 +6,13 @@ of ``k8s/``, and plan and run it without touching any other file.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 from dataclasses import replace
 
 import pytest
+from hello_client.config import ClientConfig
 from hellolb_lab import catalogue, timeline
 from hellolb_lab.catalogue import Bound, Phase, Reach, Scenario
 from hellolb_lab.errors import LabError
@@ -31,6 +34,7 @@ def plan_of(name, overlay_of, **options):
         ("maxage", Front.SERVERS),
         ("proxy", Front.PROXIES),
         ("sidecar", Front.SIDECAR),
+        ("xds", Front.CONTROL_PLANE),
     ],
 )
 def test_what_answers_the_client_follows_the_overlay(name, front, overlay_of):
@@ -122,6 +126,76 @@ def test_a_rollout_gives_its_new_servers_new_addresses(overlay_of):
     without = plan_of("headless", overlay_of, skip=("rollout",))
     assert without.servers_ever == 5
     assert ("127.0.77.16", 50051, False) not in without.endpoints()
+
+
+def test_an_xds_target_gets_the_labs_control_plane_serving_the_services_endpoints(overlay_of):
+    plan = plan_of("xds", overlay_of)
+    ns = overlay_of("xds").namespace
+    plane = plan.control_plane
+    assert plane is not None
+    # The listener wongnai/xds publishes for the server Service's port, from its Endpoints.
+    assert plane.listener == f"server.{ns}:50051"
+    assert plane.service == f"server.{ns}:50051=endpoints.server.{ns}.lab:50051"
+    assert plan.server_names() == [plane.zone_name] == [plan.endpoints_name]
+    # On the lab's control-plane address, on the port the overlay's bootstrap names.
+    assert plane.address == ("127.0.77.2", 5000)
+    assert plan.registry == "xDS"
+    assert plan_of("headless", overlay_of).control_plane is None
+
+
+def test_each_xds_client_gets_the_overlays_bootstrap_pointed_at_the_lab(overlay_of):
+    plan = plan_of("xds", overlay_of)
+    client = plan.client(2)
+    assert client.env["SERVER_ADDRESS"] == overlay_of("xds").client_env["SERVER_ADDRESS"]
+    assert client.env["GRPC_XDS_BOOTSTRAP"] == str(plan.bootstrap_path(2))
+    assert plan.bootstrap_path(2).parent == plan.log_dir
+    bootstrap = plan.control_plane.client_bootstrap("client-2")
+    # What the client itself makes of it: the lab's control plane, and its own node id.
+    env = {k: v for k, v in client.env.items() if k != "GRPC_XDS_BOOTSTRAP"}
+    settings = ClientConfig.from_env({**env, "GRPC_XDS_BOOTSTRAP_CONFIG": json.dumps(bootstrap)})
+    assert settings.xds.servers == ("127.0.77.2:5000",)
+    assert settings.xds.node_id == "client-2"
+    # Everything else is the overlay's.
+    original = json.loads(overlay_of("xds").client_files["/etc/grpc-xds/bootstrap.json"])
+    assert bootstrap["node"] == {**original["node"], "id": "client-2"}
+    assert (
+        bootstrap["xds_servers"][0]["channel_creds"] == original["xds_servers"][0]["channel_creds"]
+    )
+
+
+def test_the_xds_run_binds_the_control_plane_and_a_sixth_server(overlay_of):
+    plan = plan_of("xds", overlay_of)
+    endpoints = plan.endpoints()
+    assert ("127.0.77.2", 5000, False) in endpoints
+    # The restart phase adds one server while the control plane is down, and the rollout
+    # replaces all six.
+    assert plan.phases == ("restart_control_plane", "rollout", "crash")
+    assert plan.servers_total == 6
+    assert plan.servers_ever == 12
+    assert ("127.0.77.16", 50051, False) in endpoints
+    assert ("127.0.77.112", 50051, False) in endpoints
+    assert plan_of("headless", overlay_of).servers_total == 5
+
+
+def test_an_xds_client_without_a_bootstrap_the_overlay_mounts_is_refused(overlay_of):
+    ov = overlay_of("xds")
+    unmounted = replace(ov, client_files={})
+    with pytest.raises(
+        LabError, match=re.escape("GRPC_XDS_BOOTSTRAP=/etc/grpc-xds/bootstrap.json")
+    ):
+        make(catalogue.get("xds"), Options(net=NET), unmounted)
+    broken = replace(ov, client_files={"/etc/grpc-xds/bootstrap.json": '{"xds_servers": []}'})
+    with pytest.raises(LabError, match="xds_servers"):
+        make(catalogue.get("xds"), Options(net=NET), broken)
+
+
+def test_an_xds_listener_the_lab_does_not_serve_is_refused(overlay_of):
+    ov = overlay_of("xds")
+    elsewhere = replace(
+        ov, client_env={**ov.client_env, "SERVER_ADDRESS": "xds:///server.other:50051"}
+    )
+    with pytest.raises(LabError, match=re.escape("server.other:50051")):
+        make(catalogue.get("xds"), Options(net=NET), elsewhere)
 
 
 def test_a_cluster_only_scenario_is_refused_with_its_reason(overlay_of):

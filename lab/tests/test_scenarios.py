@@ -20,8 +20,14 @@ pytestmark = pytest.mark.slow
 
 OLD = {"server-1", "server-2", "server-3"}
 NEW = ("server-4", "server-5")
-#: The servers a rollout of the five starts, each a new pod.
-REPLACEMENTS = {f"server-{i}" for i in range(6, 11)}
+
+
+def replacements(replicas: int) -> set[str]:
+    """The servers a rollout of ``replicas`` servers starts, each a new pod."""
+    return {f"server-{i}" for i in range(replicas + 1, 2 * replicas + 1)}
+
+
+REPLACEMENTS = replacements(5)
 #: Seconds one run may take, start to end, on a busy machine.
 RUN_TIMEOUT_S = 110
 #: Each scenario's run, and the loopback block it runs on.
@@ -33,6 +39,7 @@ RUNS = {
     "sidecar": ({}, 87),
     # grpc's re-resolution floor, longer than the run: the client never looks again.
     "headless-floor": ({"DNS_MIN_TIME_BETWEEN_RESOLUTIONS": "60s"}, 91),
+    "xds": ({}, 92),
 }
 
 
@@ -44,6 +51,7 @@ def options(name, net, tmp_path, client_env):
         idle=3,
         restart=3,
         settle=3,
+        outage=2,
         headless_after=4,
         net=Net(net),
         log_dir=tmp_path / name,
@@ -73,12 +81,12 @@ def result_of(runs: dict[str, Future], name: str, *, expected: bool = True):
     return result
 
 
-def rollout_of(result):
+def rollout_of(result, replicas=5):
     d = result.verdict.disruptions["rollout"]
     assert d.failed == 0, f"{d}\nlogs: {result.log_dir}"
-    assert set(d.reached) == REPLACEMENTS
+    assert set(d.reached) == replacements(replicas)
     stops = d.facts["stops"]
-    assert len(stops) == 5
+    assert len(stops) == replicas
     # every old server paused (preStop), got SIGTERM, drained and exited 0 within its grace
     assert all(s["exit_code"] == 0 and not s["killed"] for s in stops), stops
     assert all(s["sigterm_s"] >= 5.0 for s in stops), stops
@@ -179,4 +187,29 @@ def test_sidecar_reaches_all_five_within_the_refresh_bound(runs):
     # Envoy finds the new servers at its DNS refresh, within the same bound of each start
     rollout = rollout_of(result)
     assert rollout.time_to_all_new is not None
+    crash_of(result)
+
+
+def test_xds_pushes_new_servers_and_rides_out_a_control_plane_restart(runs):
+    result = result_of(runs, "xds")
+    v = result.verdict
+    assert result.bound == 1.0 + 2.0  # the push ceiling and the lab's margin
+    assert v.time_to_all_new is not None
+    assert v.time_to_all_new <= result.bound
+    assert all(v.servers_after[s] > 0 for s in (*OLD, *NEW))
+    # Every client got the scale-up as a push from the control plane, not by looking up a name.
+    assert set(v.extra["xds_push_ms"]) == {"client-1"}
+    assert not result.picture.lookups
+    outage = v.extra["control_plane_outage"]
+    assert all(n > 0 for n in outage["known_while_down"].values())
+    assert outage["added_while_down"] == {"server-6": 0}
+    reached = outage["added_reached_s"]["server-6"]
+    assert reached is not None
+    assert reached <= outage["bound_s"]
+    labels = [label for _, label in result.marks]
+    assert "xDS pushed 5 servers to client-1" in labels
+    assert "xDS pushed 6 servers to client-1" in labels
+    # the six servers (the sixth added in the outage) replaced, each pushed as it came and went
+    rollout = rollout_of(result, replicas=6)
+    assert rollout.balance_after.balanced
     crash_of(result)

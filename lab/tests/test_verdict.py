@@ -146,3 +146,81 @@ def test_servers_per_client_are_listed_where_connections_are_balanced():
     result = verdict.judge("x", clientlog.answers_from_events(events), scale_at=None)
     assert "servers per client" in verdict.format_verdict(catalogue.get("clusterip"), result)
     assert "servers per client" not in verdict.format_verdict(catalogue.get("maxage"), result)
+
+
+# -- the xDS control plane's outage ----------------------------------------------------------
+
+FIVE = [*ALL]
+SIX = [*ALL, "s6"]
+#: Down from 10 s to 13 s (told to start again at 13 s, serving at 13.5 s); s6 added at 11 s.
+OUTAGE = verdict.Outage(
+    stopped=T0 + 10,
+    restarting=T0 + 13,
+    restarted=T0 + 13.5,
+    known=tuple(FIVE),
+    added=("s6",),
+    bound_s=4.0,
+)
+
+
+def outage_checks(pattern: dict[float, list[str]]) -> dict[str, bool]:
+    answers = clientlog.answers_from_events(responses(pattern))
+    figures = verdict.outage_figures(answers, OUTAGE)
+    result = verdict.judge(
+        "xds",
+        answers,
+        scale_at=T0 + 5,
+        servers_before=OLD,
+        servers_after=FIVE,
+        extra={verdict.OUTAGE: figures},
+    )
+    return {c.name: c.ok for c in expected("xds", result, reach_bound_s=3)}
+
+
+def test_the_outage_is_measured_between_stop_and_restart():
+    pattern = {t: FIVE for t in range(5, 16)} | {t: SIX for t in (14, 15)}
+    answers = clientlog.answers_from_events(responses(pattern))
+    figures = verdict.outage_figures(answers, OUTAGE)
+    assert figures["down_s"] == 3.5
+    assert figures["known_while_down"] == dict.fromkeys(FIVE, 3)  # at 10, 11 and 12 s
+    assert figures["added_while_down"] == {"s6": 0}
+    assert figures["added_reached_s"] == {"s6": 0.5}
+
+
+def test_the_outage_checks_pass_when_calls_go_on_and_the_added_server_joins_after():
+    pattern = {t: FIVE for t in range(16)} | {t: SIX for t in (14, 15)}
+    # Every check that has data passes; the rollout and the crash did not run.
+    leaving = {
+        catalogue.ROLLOUT_LOSSLESS,
+        catalogue.CRASH_LOSSLESS,
+        catalogue.ALL_AFTER_ROLLOUT,
+    }
+    expected = [c for c in catalogue.get("xds").expected_checks if c not in leaving]
+    assert outage_checks(pattern) == dict.fromkeys(expected, True)
+
+
+def test_calls_that_stop_while_the_control_plane_is_down_fail_the_check():
+    pattern = {t: FIVE for t in [*range(10), 13, 14, 15]} | {t: SIX for t in (14, 15)}
+    assert outage_checks(pattern)[catalogue.CALLS_GO_ON] is False
+
+
+def test_an_added_server_answering_while_the_control_plane_is_down_fails_the_check():
+    # Only the control plane could have told the client about s6: a call to it while the
+    # control plane was down means the measurement is wrong.
+    pattern = {t: FIVE for t in range(16)} | {t: SIX for t in (12, 14, 15)}
+    assert outage_checks(pattern)[catalogue.FOUND_ONCE_BACK] is False
+
+
+def test_an_added_server_reached_late_or_never_fails_the_check():
+    late = {t: FIVE for t in range(20)} | {19: SIX}  # 5.5 s after the return; the bound is 4 s
+    assert outage_checks(late)[catalogue.FOUND_ONCE_BACK] is False
+    never = {t: FIVE for t in range(20)}
+    assert outage_checks(never)[catalogue.FOUND_ONCE_BACK] is False
+
+
+def test_without_an_outage_its_checks_are_left_out():
+    answers = clientlog.answers_from_events(responses({t: FIVE for t in range(10)}))
+    result = verdict.judge("xds", answers, scale_at=T0 + 5, servers_before=OLD)
+    names = [c.name for c in expected("xds", result)]
+    assert catalogue.CALLS_GO_ON not in names
+    assert catalogue.FOUND_ONCE_BACK not in names

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 import time
 
 import pytest
-from hellolb_lab import envoy, polling, procs
+from hello_client import events as client_events
+from hellolb_lab import envoy, polling, procs, stage
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.slow
 
 NAME = "server.lab"
 LISTENER = f"{NAME}:50051"
-PREFIX = "127.0.128"
+#: The test's block within the session's own 127.X (see conftest.lab_net).
+BLOCK = 128
 WAIT_S = 20.0
 
 
@@ -40,30 +41,35 @@ def stat(admin, name: str) -> int | None:
 
 
 @pytest.fixture
-def envoy_lab(tmp_path):
+def prefix(lab_net):
+    return lab_net(BLOCK)
+
+
+@pytest.fixture
+def envoy_lab(tmp_path, prefix):
     binary = procs.find_binary("envoy")
     zone = Zone(tmp_path / "zone.json")
     policy_file = tmp_path / "lb-policy"
     policy_file.write_text("round_robin\n")
-    xds = (f"{PREFIX}.1", free_port(f"{PREFIX}.1"))
-    listen = (f"{PREFIX}.5", free_port(f"{PREFIX}.5"))
-    admin = (f"{PREFIX}.5", free_port(f"{PREFIX}.5"))
+    xds = (f"{prefix}.1", free_port(f"{prefix}.1"))
+    listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
+    admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
     config = envoy_bootstrap(
         node_id="envoy-1", xds=xds, listen=listen, admin=admin, route_name=LISTENER
     )
     path = envoy.write(config, tmp_path / "envoy.yaml")
     envoy.validate(binary, path)
     with Supervisor(tmp_path / "logs") as sup:
-        servers = {}
-        for i in (1, 2, 3):
-            servers[f"s{i}"] = launch.start_server(
-                sup, f"s{i}", f"{PREFIX}.{10 + i}", 50051, {"WORK_TIME": "2ms"}, WAIT_S
-            )
-        zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12"])
+        servers = [
+            (f"s{i}", launch.server_env(f"s{i}", f"{prefix}.{10 + i}", 50051, WORK_TIME="2ms"))
+            for i in (1, 2, 3)
+        ]
+        stage.start_servers(sup, servers, WAIT_S)
+        zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12"])
         argv = launch.control_plane_argv(
             xds, zone.path, [f"{LISTENER}={NAME}"], lb_policy_file=policy_file
         )
-        plane = launch.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {
@@ -74,7 +80,7 @@ def envoy_lab(tmp_path):
             "SUMMARY_INTERVAL": "500ms",
             "LOG_FORMAT": "json",
         }
-        client = sup.start("c1", [sys.executable, "-m", "hello_client"], env)
+        client = stage.start_client(sup, "c1", env)
         yield sup, zone, policy_file, plane, admin, client
 
 
@@ -86,7 +92,7 @@ def wait_answers(client, servers, since=0.0, count=1):
     )
 
 
-def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab):
+def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab, prefix):
     sup, zone, _, plane, _, client = envoy_lab
     wait_answers(client, ["s1", "s2"])
     assert not launch.answers(client, "s3")
@@ -96,14 +102,14 @@ def test_envoy_routes_to_the_eds_endpoints_and_follows_a_push(envoy_lab):
     rds = launch.events(plane, stream.REQUEST, node="envoy-1", type="RDS", kind="initial")
     assert rds[0]["resource_names"] == [LISTENER]
     published = time.time()
-    zone.publish(NAME, [f"{PREFIX}.11", f"{PREFIX}.12", f"{PREFIX}.13"])
+    zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12", f"{prefix}.13"])
     wait_answers(client, ["s1", "s2", "s3"], since=published, count=5)
     assert sup.stop(client) == 0
-    (summary,) = launch.events(client, "client.summary", final=True)
+    (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
 
 
-def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
+def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab, prefix):
     sup, _, policy_file, plane, admin, client = envoy_lab
     wait_answers(client, ["s1", "s2"])
     (eds_ack,) = launch.events(plane, stream.ACK, node="envoy-1", type="EDS")
@@ -128,9 +134,9 @@ def test_a_changed_cluster_is_warmed_by_answering_envoys_re_request(envoy_lab):
         "the modified cluster to finish warming",
     )
     (answer,) = launch.events(plane, stream.PUSH, node="envoy-1", reason=stream.RE_REQUEST)
-    assert answer["endpoints"] == {LISTENER: [f"{PREFIX}.11:50051", f"{PREFIX}.12:50051"]}
+    assert answer["endpoints"] == {LISTENER: [f"{prefix}.11:50051", f"{prefix}.12:50051"]}
     wait_answers(client, ["s1", "s2"], since=time.time(), count=20)
     assert sup.stop(client) == 0
-    (summary,) = launch.events(client, "client.summary", final=True)
+    (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
     assert launch.answers(client, since=changed)

@@ -2,19 +2,21 @@
 
 Real processes on loopback: the control plane, hello_server processes and hello_client with an
 ``xds:`` target whose bootstrap points at the control plane. Each test has its own
-``127.0.12x.0/24`` block, apart from the lab tests' blocks; every wait is a poll with a deadline
+``127.X.12x.0/24`` block, apart from the lab tests' blocks and, like them, in the test session's
+own ``127.X`` (``lab_net``), so that two test runs on one machine do not collide; every wait is
+a poll with a deadline
 and every process is stopped by its PID when the test ends.
 """
 
 from __future__ import annotations
 
 import socket
-import sys
 import time
 from collections import Counter
 
 import pytest
-from hellolb_lab import clientlog, polling, procs
+from hello_client import events as client_events
+from hellolb_lab import clientlog, polling, procs, stage
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -39,11 +41,11 @@ CLIENT_ENV = {
 
 
 class XdsLab:
-    """One test's control plane, servers and clients in the block ``127.0.<block>.0/24``."""
+    """One test's control plane, servers and clients in the block ``<prefix>.0/24``."""
 
-    def __init__(self, sup: Supervisor, tmp_path, block: int) -> None:
+    def __init__(self, sup: Supervisor, tmp_path, prefix: str) -> None:
         self.sup = sup
-        self.prefix = f"127.0.{block}"
+        self.prefix = prefix
         self.zone = Zone(tmp_path / "zone.json")
         self.policy_file = tmp_path / "lb-policy"
         host = f"{self.prefix}.1"
@@ -63,29 +65,13 @@ class XdsLab:
             lb_policy=policy,
             lb_policy_file=self.policy_file,
         )
-        proc = launch.start_control_plane(self.sup, name, argv, WAIT_S)
-        assert proc.running(), proc.snapshot()
-        return proc
+        return stage.start_control_plane(self.sup, name, argv, WAIT_S)
 
     def start_servers(self, *numbers: int, work_time: str = "2ms") -> None:
-        started = [
-            self.sup.start(
-                f"s{i}",
-                [sys.executable, "-m", "hello_server"],
-                {
-                    "BIND_ADDRESS": self.ip(i),
-                    "PORT": str(PORT),
-                    "SERVER_ID": f"s{i}",
-                    "WORK_TIME": work_time,
-                    "SHUTDOWN_GRACE": "3s",
-                    "LOG_FORMAT": "json",
-                },
-            )
-            for i in numbers
-        ]
-        for i, proc in zip(numbers, started, strict=True):
-            proc.wait_event(lambda e: e.get("event") == "server.started", WAIT_S)
-            self.servers[f"s{i}"] = proc
+        env = {"WORK_TIME": work_time, "SHUTDOWN_GRACE": "3s"}
+        servers = [(f"s{i}", launch.server_env(f"s{i}", self.ip(i), PORT, **env)) for i in numbers]
+        started = stage.start_servers(self.sup, servers, WAIT_S)
+        self.servers.update((name, proc) for (name, _), proc in zip(servers, started, strict=True))
 
     def publish(self, *numbers: int) -> float:
         """Publish exactly these servers; the time of the write."""
@@ -95,14 +81,15 @@ class XdsLab:
 
     def client(self, client_id: str, target: str = f"xds:///{LISTENER}", **env: str):
         full = launch.client_env(target, self.xds, client_id, **{**CLIENT_ENV, **env})
-        return launch.start_client(self.sup, client_id, full)
+        return stage.start_client(self.sup, client_id, full)
 
 
 @pytest.fixture
-def xds_lab(tmp_path):
-    """``xds_lab(block)``: an :class:`XdsLab` in ``127.0.<block>.0/24``, stopped at the end."""
+def xds_lab(tmp_path, lab_net):
+    """``xds_lab(block)``: an :class:`XdsLab` in the session's ``lab_net(block)``, stopped at
+    the end."""
     with Supervisor(tmp_path / "logs", stop_grace=5.0) as sup:
-        yield lambda block: XdsLab(sup, tmp_path, block)
+        yield lambda block: XdsLab(sup, tmp_path, lab_net(block))
 
 
 def wait_answers(client, servers, since=0.0, count=1, timeout=WAIT_S):
@@ -116,7 +103,7 @@ def wait_answers(client, servers, since=0.0, count=1, timeout=WAIT_S):
 
 def final_summary(lab, client):
     assert lab.sup.stop(client) == 0
-    (summary,) = launch.events(client, "client.summary", final=True)
+    (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     return summary
 
 
@@ -135,10 +122,10 @@ def eds_push_with(plane, node, ips):
 
 def counts_since(client, since):
     return Counter(
-        e["server_id"]
+        e[client_events.SERVER_ID]
         for e in client.snapshot()
-        if e.get("event") == "client.response"
-        and clientlog.parse_timestamp(e["timestamp"]) >= since
+        if clientlog.is_response(e)
+        and clientlog.parse_timestamp(e[client_events.TIMESTAMP]) >= since
     )
 
 
@@ -293,7 +280,7 @@ def plane_per_policy(lab, names):
         )
         planes[name] = ((lab.xds[0], port), lab.sup.start(f"xds-{name}", argv))
     for _, proc in planes.values():
-        proc.wait_event(lambda e: e.get("event") == stream.STARTED, WAIT_S)
+        stage.wait_ready(proc, stream.STARTED, WAIT_S)
     return planes
 
 
@@ -307,10 +294,10 @@ def test_grpc_accepts_these_policies_through_cds(xds_lab):
         env = launch.client_env(
             f"xds:///{LISTENER}", address, f"c-{name}", **{**CLIENT_ENV, "MAX_ROUNDS": "20"}
         )
-        clients[name] = launch.start_client(lab.sup, f"c-{name}", env)
+        clients[name] = stage.start_client(lab.sup, f"c-{name}", env)
     for name, client in clients.items():
         summary = client.wait_event(
-            lambda e: e.get("event") == "client.summary" and e["final"], WAIT_S
+            lambda e: e.get("event") == client_events.SUMMARY and e[client_events.FINAL], WAIT_S
         )
         assert client.popen.wait(WAIT_S) == 0, name
         assert summary["errors_total_count"] == 0, name
@@ -328,7 +315,7 @@ def test_grpc_rejects_these_policies_and_its_calls_fail_unavailable(xds_lab):
     lab.publish(1)
     planes = plane_per_policy(lab, REJECTED)
     clients = {
-        name: launch.start_client(
+        name: stage.start_client(
             lab.sup,
             f"c-{name}",
             launch.client_env(f"xds:///{LISTENER}", address, f"c-{name}", **CLIENT_ENV),
@@ -336,7 +323,7 @@ def test_grpc_rejects_these_policies_and_its_calls_fail_unavailable(xds_lab):
         for name, (address, _) in planes.items()
     }
     for name, client in clients.items():
-        waiting = client.wait_event(lambda e: e.get("event") == "client.waiting", WAIT_S)
+        waiting = stage.wait_ready(client, client_events.WAITING, WAIT_S)
         assert waiting["error"].startswith("UNAVAILABLE: CDS resource"), waiting
         assert "load_balancing_policy" in waiting["error"]
         plane = planes[name][1]

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hellolb_lab import bench, catalogue, e2e, reader, rows, timeline
+from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline
 from hellolb_lab import overlay as overlays
 from hellolb_lab.cli import add_lab_options, add_scale_options, options_from
 from hellolb_lab.cluster import Cluster, command_runner
@@ -42,6 +42,10 @@ def _print_result(result: RunResult) -> None:
     if result.proxy_requests.get("total"):
         per = ", ".join(f"{p}={n}" for p, n in result.proxy_requests["total"].items())
         print(f"  requests per proxy replica: {per}")
+    pushes = result.verdict.extra.get(outcome.XDS_PUSH_MS)
+    if pushes:
+        per = ", ".join(f"{c} {'/'.join(f'{ms:g}' for ms in v)} ms" for c, v in pushes.items())
+        print(f"  published -> pushed by the xDS control plane: {per}")
     print(f"  logs: {result.log_dir}")
 
 

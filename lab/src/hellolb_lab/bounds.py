@@ -26,6 +26,18 @@ CLUSTER_MARGIN_S = 5.0
 MAX_AGE_JITTER = 1.1
 #: Linkerd's destination service pushes endpoint changes to the proxies within seconds.
 CONTROL_PLANE_PUSH_S = 10.0
+#: An xDS control plane pushes a change to every subscribed client as it sees it: wongnai/xds
+#: rebuilds its snapshot on every Endpoints watch event, with no batching or delay
+#: (snapshot/endpoints.go), and the lab's stand-in notices a zone change at once (inotify), or
+#: at its safety poll at the latest (:data:`hellolb_lab.xds.watch.SAFETY_POLL_S`). Pushes take
+#: milliseconds; this is their ceiling, and the margin covers the rest.
+XDS_PUSH_S = 1.0
+#: gRPC's connection backoff (grpc/grpc doc/connection-backoff.md): a client whose control plane
+#: is gone tries again after 1 s, then each wait 1.6 times longer, +-20%, at most 120 s.
+BACKOFF_INITIAL_S = 1.0
+BACKOFF_MULTIPLIER = 1.6
+BACKOFF_JITTER = 0.2
+BACKOFF_MAX_S = 120.0
 
 
 def reach_bound(
@@ -45,7 +57,8 @@ def reach_bound(
     - Envoy DNS: Envoy re-resolves its STRICT_DNS cluster every ``dns_refresh_rate`` (or
       ``dns_refresh_s``, when the caller knows better, e.g. the TTL under ``respect_dns_ttl``)
       and balances each request;
-    - control plane: the mesh pushes new endpoints to the client's proxy.
+    - control plane: the mesh pushes new endpoints to the client's proxy;
+    - xDS push: the control plane pushes new endpoints to the client's own gRPC.
     """
     rule = scenario.bound
     if rule is Bound.NONE:
@@ -59,6 +72,8 @@ def reach_bound(
                 raise LabError(f"{scenario.name}: the overlay has no Envoy config")
             dns_refresh_s = envoy.dns_refresh_seconds(dict(envoy_config))
         return round(dns_refresh_s + margin_s, 3)
+    if rule is Bound.XDS_PUSH:
+        return round(XDS_PUSH_S + margin_s, 3)
     return round(CONTROL_PLANE_PUSH_S + margin_s, 3)
 
 
@@ -73,3 +88,22 @@ def _max_age_settings(
     if age is None:
         raise LabError(f"{name}: the overlay sets no MAX_CONNECTION_AGE for the server")
     return age, floor
+
+
+def reconnect_wait(outage_s: float) -> float:
+    """The longest a gRPC client may wait, once its control plane is back after ``outage_s``
+    seconds, before it tries to connect again: the longest possible backoff step in progress
+    when the outage ends, counting the steps before it as short as the jitter allows."""
+    backoff, elapsed = BACKOFF_INITIAL_S, 0.0
+    while True:
+        step = min(backoff, BACKOFF_MAX_S)
+        elapsed += step * (1 - BACKOFF_JITTER)
+        if elapsed >= outage_s:
+            return round(step * (1 + BACKOFF_JITTER), 3)
+        backoff *= BACKOFF_MULTIPLIER
+
+
+def rejoin_bound(outage_s: float, *, margin_s: float = LAB_MARGIN_S) -> float:
+    """Seconds within which a server published while the xDS control plane was down for
+    ``outage_s`` answers once it is back: the client's reconnection wait, the push, the margin."""
+    return round(reconnect_wait(outage_s) + XDS_PUSH_S + margin_s, 3)

@@ -60,6 +60,7 @@ class Bound(enum.Enum):
     MAX_AGE = "max connection age x 1.1 (gRPC's jitter) + the client's re-resolution floor + margin"
     ENVOY_DNS = "Envoy's DNS refresh interval + margin"
     CONTROL_PLANE = "10 s for the control plane to push the new endpoints + margin"
+    XDS_PUSH = "1 s for the xDS control plane to push the new endpoints + margin"
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ DIRECT_CRASH = (
     "no call fails: the client's retries send the calls in flight to the servers it is still "
     "connected to"
 )
+#: The xDS control plane's restart phase: what the client does while it is down, and after.
+CALLS_GO_ON = "calls go on while the control plane is down"
+FOUND_ONCE_BACK = "a server added while it is down is reached once it is back"
 
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -248,6 +252,24 @@ SCENARIOS: tuple[Scenario, ...] = (
             "e2e SCENARIO=linkerd); the lab's sidecar scenario shows the same per-client proxy "
             "shape with Envoy."
         ),
+    ),
+    Scenario(
+        name="xds",
+        balancing="an xDS control plane pushes the servers to the client's own gRPC, "
+        "which balances per call",
+        shows="new servers as soon as they are published; no proxy, no DNS polling",
+        hops=0,
+        reach=Reach.BOUNDED,
+        bound=Bound.XDS_PUSH,
+        rollout=(
+            "no call fails: the control plane withdraws a server as soon as it starts to stop "
+            "and publishes a new one once it serves, and the client's gRPC follows each push"
+        ),
+        crash=DIRECT_CRASH,
+        checks=(NEW_SERVER_REACHED, CALLS_GO_ON, FOUND_ONCE_BACK, ALL_AFTER_ROLLOUT),
+        # The control plane stopped while the client runs, a server added meanwhile, and the
+        # control plane started again.
+        phases=(Phase("restart_control_plane"),),
     ),
 )
 

@@ -3,8 +3,9 @@
 Every check takes the measured :class:`~hellolb_lab.verdict.Verdict` and the scenario's reach
 bound, and returns a :class:`Check` (passed or not, with the figures behind it), or ``None`` when
 the run holds no data for it (the proxy replicas' requests, outside the proxy phase; a rollout
-or a crash that did not run). A new scenario that needs a new kind of check adds one function to
-:data:`CHECKS` under the name its record uses.
+or a crash that did not run; the xDS control plane's outage, outside its restart phase). A new
+scenario that needs a new kind of check adds one function to :data:`CHECKS` under the name its
+record uses.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hellolb_lab.catalogue import CRASH_LOSSLESS, ROLLOUT_LOSSLESS, Scenario
-from hellolb_lab.verdict import Verdict, ratio_text
+from hellolb_lab.catalogue import (
+    CALLS_GO_ON,
+    CRASH_LOSSLESS,
+    FOUND_ONCE_BACK,
+    ROLLOUT_LOSSLESS,
+    Scenario,
+)
+from hellolb_lab.verdict import OUTAGE, Verdict, ratio_text
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,42 @@ def _one_server_after_rollout(name: str, result: Verdict, bound: float | None) -
     return Check(name, bool(by_client) and all(len(s) == 1 for s in by_client.values()), detail)
 
 
+def _outage(result: Verdict) -> dict | None:
+    """The control plane's outage as :func:`~hellolb_lab.verdict.outage_figures` measured it."""
+    return result.extra.get(OUTAGE)
+
+
+def _calls_go_on_while_down(name: str, result: Verdict, bound: float | None) -> Check | None:
+    outage = _outage(result)
+    if outage is None:
+        return None
+    known = outage["known_while_down"]
+    answered = [s for s, n in known.items() if n]
+    detail = (
+        f"{sum(known.values())} answers from {len(answered)} of the {len(known)} known servers "
+        f"in {outage['down_s']:.1f}s"
+    )
+    return Check(name, bool(known) and len(answered) == len(known), detail)
+
+
+def _found_once_back(name: str, result: Verdict, bound: float | None) -> Check | None:
+    outage = _outage(result)
+    if outage is None:
+        return None
+    early = [s for s, n in outage["added_while_down"].items() if n]
+    reached = outage["added_reached_s"]
+    never = [s for s, t in reached.items() if t is None]
+    late = [s for s, t in reached.items() if t is not None and t > outage["bound_s"]]
+    if early:
+        detail = "answered while the control plane was down: " + ", ".join(early)
+    elif never:
+        detail = "never reached: " + ", ".join(never)
+    else:
+        times = ", ".join(f"{s} {t:.2f}s" for s, t in reached.items())
+        detail = f"after it was back: {times} (bound {outage['bound_s']}s)"
+    return Check(name, bool(reached) and not (early or never or late), detail)
+
+
 #: Every check, by the name the catalogue's records use.
 CHECKS: dict[str, CheckFunction] = {
     "answers": _answers,
@@ -138,6 +181,8 @@ CHECKS: dict[str, CheckFunction] = {
     "every server answers after the rollout": _all_answer_after_rollout,
     "one server per client after the rollout": _one_server_after_rollout,
     CRASH_LOSSLESS: _lossless("crash"),
+    CALLS_GO_ON: _calls_go_on_while_down,
+    FOUND_ONCE_BACK: _found_once_back,
 }
 
 

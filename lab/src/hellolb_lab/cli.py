@@ -20,6 +20,7 @@ SAME_NAME = (
     "idle",
     "restart",
     "settle",
+    "outage",
     "scale_to",
     "proxy_scale_to",
     "summary_interval",
@@ -110,6 +111,12 @@ def _add_phases(p: argparse.ArgumentParser) -> None:
         default=d.skip,
         metavar="NAME,...",
         help="leave these phases out, e.g. --skip crash",
+    )
+    g.add_argument(
+        "--outage",
+        type=float,
+        default=d.outage,
+        help=f"xds: the control plane down, after a server is published ({d.outage:g})",
     )
 
 

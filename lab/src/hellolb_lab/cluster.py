@@ -116,6 +116,11 @@ class Cluster:
         )
         return sorted(out.split())
 
+    def wait_pods_gone(self, app: str) -> None:
+        """Wait until no pod of ``app`` is left: after a scale to zero, one may still be
+        terminating. ``delete --wait`` waits for it, and returns at once when none is left."""
+        self._kubectl("delete", "pod", "-l", f"app={app}", "--wait=true")
+
     def restart_client(self) -> None:
         self._kubectl("delete", "pod", "-l", "app=client", "--wait=true")
         self.rollout("client")

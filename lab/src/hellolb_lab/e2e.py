@@ -6,12 +6,13 @@ It deploys the scenario with ``skaffold run -p <scenario>``, waits for the serve
 proxy), starts the client afresh so that it resolves all of them, lets it run, scales the
 servers to ``--scale-to`` and keeps watching, for the times the scenario's catalogue record
 gives. Then come the scenario's phases that run on a cluster: its own (the proxy scenario scales
-the proxy and restarts the client, watching the new proxies' access logs), then a rolling
-restart of every server (``kubectl rollout restart deploy/server``, ``kubectl rollout status``,
-then until every old pod is gone, and the client watched a while longer). The client's log lines
-are judged by the same verdict and checks as the lab's, with the bound from the overlay's own
-settings and a cluster margin; the rollout by the same measurements as the lab's rollout
-(:mod:`hellolb_lab.disruption`).
+the proxy and restarts the client, watching the new proxies' access logs; the xds scenario scales
+its control plane to zero, adds a server, and scales the control plane back, reading the
+client's log once more), then a rolling restart of every server (``kubectl rollout restart
+deploy/server``, ``kubectl rollout status``, then until every old pod is gone, and the client
+watched a while longer). The client's log lines are judged by the same verdict and checks as the
+lab's, with the bound from the overlay's own settings and a cluster margin; the rollout by the
+same measurements as the lab's rollout (:mod:`hellolb_lab.disruption`).
 
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
@@ -34,6 +35,8 @@ from hellolb_lab.options import Options
 
 #: The tools the check runs.
 TOOLS = ("kubectl", "skaffold")
+#: The xds scenario's control-plane Deployment (k8s/components/xds).
+CONTROL_PLANE = "xds"
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -55,7 +58,8 @@ class CheckPlan:
     scale_to: int
     proxy_scale_to: int
     bound: float | None
-    #: Deployments that must be ready before the client starts afresh.
+    #: Deployments that must be ready before the client starts afresh: the servers, and the
+    #: proxy or the xDS control plane where the overlay has one.
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
@@ -79,7 +83,7 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         scale_to=options.scale_to,
         proxy_scale_to=options.proxy_scale_to,
         bound=bound,
-        ready_first=("server", "proxy") if ov.proxy_replicas is not None else ("server",),
+        ready_first=tuple(d for d in ("server", "proxy", CONTROL_PLANE) if d in ov.deployments),
         phases=phases,
     )
 
@@ -125,6 +129,8 @@ class ClusterRun:
     proxy_requests: dict[str, dict[str, int]] = field(default_factory=dict)
     #: The phases in which servers left, for the verdict.
     windows: dict[str, disruption.Window] = field(default_factory=dict)
+    #: What the phases measured beyond the first log read, for the verdict (by its name).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def proxy_requests_since(self, since: float) -> dict[str, int]:
         logs = {p: self.cluster.proxy_logs_since(p, since) for p in self.new_proxies}
@@ -172,11 +178,34 @@ def rollout(run: ClusterRun) -> None:
     )
 
 
+def restart_control_plane(run: ClusterRun) -> None:
+    """Scale the xDS control plane to zero, add a server while it is gone, scale it back to one;
+    then read the client's log and measure what it did meanwhile."""
+    cluster, watch = run.cluster, run.plan.scenario.watch
+    known = cluster.pods("server")
+    stopped = run.clock()
+    cluster.scale(CONTROL_PLANE, 0)
+    # The old pod must be gone before the new server is ready, or it would push it.
+    cluster.wait_pods_gone(CONTROL_PLANE)
+    cluster.scale("server", len(known) + 1)
+    added = sorted(set(cluster.pods("server")) - set(known))
+    run.sleep(watch.phase_s)
+    restarting = run.clock()
+    cluster.scale(CONTROL_PLANE, 1)
+    restarted = run.clock()
+    bound = bounds.rejoin_bound(restarted - stopped, margin_s=bounds.CLUSTER_MARGIN_S)
+    run.sleep(max(watch.phase_s, bound))
+    answers = clientlog.answers_from_events(json_lines(cluster.client_logs()))
+    outage = verdict.Outage(stopped, restarting, restarted, tuple(known), tuple(added), bound)
+    run.extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
+
+
 #: The phases a catalogue record may list that the check can run on a cluster, by name.
 PHASES: dict[str, Callable[[ClusterRun], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
     "rollout": rollout,
+    "restart_control_plane": restart_control_plane,
 }
 
 
@@ -211,7 +240,9 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
     client_log = cluster.client_logs()
     for name in plan.phases:
         PHASES[name](run)
-    split = run.proxy_requests
+    extra = dict(run.extra)
+    if run.proxy_requests:
+        extra["proxy_requests"] = run.proxy_requests
     return evaluate(
         plan.scenario,
         client_log,
@@ -220,6 +251,6 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         servers_after=after,
         end=end,
         reach_bound_s=plan.bound,
-        extra={"proxy_requests": split} if split else None,
+        extra=extra or None,
         disruptions=disruptions(run),
     )

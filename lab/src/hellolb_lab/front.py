@@ -1,12 +1,15 @@
 """What answers the client's target, read from the overlay: the servers themselves (a headless
 Service), a virtual address (a ClusterIP Service, and kube-proxy), the proxy replicas, or the
-client's own Envoy (an ``ipv4:`` target on loopback)."""
+client's own Envoy (an ``ipv4:`` target on loopback), or the servers an xDS control plane
+pushes to the client's own gRPC (an ``xds:`` target)."""
 
 from __future__ import annotations
 
 import enum
 import re
 from dataclasses import dataclass
+
+from hello_client.target import split_xds
 
 from hellolb_lab.errors import LabError
 from hellolb_lab.overlay import Overlay
@@ -22,16 +25,19 @@ class Front(enum.Enum):
     KUBE_PROXY = "a virtual address (ClusterIP Service and kube-proxy)"
     PROXIES = "the proxy replicas"
     SIDECAR = "the client's own Envoy"
+    CONTROL_PLANE = "the servers an xDS control plane pushes to the client"
 
 
 @dataclass(frozen=True)
 class Target:
     """The client's target: ``name`` is the FQDN the lab DNS answers (``None`` for the sidecar's
-    loopback address)."""
+    loopback address and for an ``xds:`` target, which the lab keeps as the overlay wrote it in
+    ``address``)."""
 
     front: Front
     name: str | None
     port: int
+    address: str = ""
 
 
 def split_target(target: str) -> tuple[str, str, int]:
@@ -44,6 +50,9 @@ def split_target(target: str) -> tuple[str, str, int]:
 
 def resolve(name: str, ov: Overlay, address: str) -> Target:
     """What answers ``address``, the client's ``SERVER_ADDRESS`` in scenario ``name``."""
+    xds = split_xds(address)
+    if xds is not None:
+        return _xds_target(name, ov, address, xds[1])
     scheme, host, port = split_target(address)
     if scheme == "ipv4":
         if not ov.sidecar:
@@ -56,3 +65,16 @@ def resolve(name: str, ov: Overlay, address: str) -> Target:
     if ov.proxy_replicas is not None and service == "proxy":
         return Target(Front.PROXIES, fqdn, port)
     return Target(Front.SERVERS, fqdn, port)
+
+
+def _xds_target(name: str, ov: Overlay, address: str, listener: str) -> Target:
+    """An ``xds:`` target: the listener must be a Service port of the overlay, named as
+    wongnai/xds names it, ``<service>.<namespace>:<port>``."""
+    host, _, port = listener.rpartition(":")
+    service, _, namespace = host.partition(".")
+    if service != "server" or namespace != ov.namespace or service not in ov.services:
+        raise LabError(
+            f"{name}: the client asks the control plane for the listener {listener!r}; the lab "
+            f"serves the server Service's, server.{ov.namespace}:<port>"
+        )
+    return Target(Front.CONTROL_PLANE, None, int(port), address)

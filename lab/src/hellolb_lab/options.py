@@ -16,8 +16,9 @@ from hellolb_lab.errors import LabError
 class Net:
     """The lab's own addresses: one 127.X.Y.0/24 block and the DNS port.
 
-    DNS ``.1``, servers ``.11-.19`` (the tenth and later, a rollout's new pods, ``.110`` on),
-    proxies ``.21-.29``, the virtual ClusterIP ``.30``, sidecars ``.41-.49``.
+    DNS ``.1``, the xDS control plane ``.2``, servers ``.11-.19`` (the tenth and later, a
+    rollout's new pods, ``.110`` on), proxies ``.21-.29``, the virtual ClusterIP ``.30``,
+    sidecars ``.41-.49``.
     """
 
     prefix: str = "127.0.10"
@@ -42,6 +43,10 @@ class Net:
         return f"{self.prefix}.{20 + i}"
 
     @property
+    def control_plane(self) -> str:
+        return f"{self.prefix}.2"
+
+    @property
     def vip(self) -> str:
         return f"{self.prefix}.30"
 
@@ -59,7 +64,8 @@ class Options:
     ``proxy_scale_to`` are the replicas after the scale-ups, in the lab and on a cluster.
     ``phases`` chooses which of a scenario's phases after the scale-up run (``None``: all of
     them), ``skip`` leaves some out; ``settle`` is how long the run goes on after the servers
-    left (the last old server exited, or the crashed one answers again).
+    left (the last old server exited, or the crashed one answers again). ``outage`` is how long
+    the xDS control plane stays down in its restart phase, once the added server is published.
     """
 
     warmup: float = 4.0
@@ -69,6 +75,7 @@ class Options:
     idle: float = 4.0
     restart: float = 4.0
     settle: float = 4.0
+    outage: float = 3.0
     scale_to: int = 5
     proxy_scale_to: int = 3
     summary_interval: str = "2s"

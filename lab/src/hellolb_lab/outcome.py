@@ -16,6 +16,7 @@ from hellolb_lab.checks import Check
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
 from hellolb_lab.view import Picture
+from hellolb_lab.xds import launch
 
 #: Seconds after a client is ready before its latency counts: it has settled by then.
 SETTLE_S = 1.0
@@ -66,6 +67,11 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
     extra: dict[str, Any] = {}
     if split:
         extra["proxy_requests"] = {k: split[k] for k in ("before_restart", "after_restart")}
+    outage = stage.extra.get(verdict.OUTAGE)
+    if outage is not None:
+        extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
+    if plan.control_plane is not None:
+        extra[XDS_PUSH_MS] = xds_push_ms(stage)
     result = verdict.judge(
         plan.scenario.name,
         answers,
@@ -123,6 +129,20 @@ def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
         "after_restart": {p: at_end[p] - at_restart[p] for p in added},
         "total": at_end,
     }
+
+
+#: The verdict's ``extra`` key for :func:`xds_push_ms`.
+XDS_PUSH_MS = "xds_push_ms"
+
+
+def xds_push_ms(stage: Stage) -> dict[str, list[float]]:
+    """Milliseconds from each time the servers were published to the xDS push that gave a
+    client exactly those servers, by client."""
+    plan = stage.plan
+    assert plan.control_plane is not None
+    events = [e for proc in stage.control_planes for e in proc.snapshot()]
+    delays = launch.push_delays(events, stage.xds_publications, plan.control_plane.port)
+    return {node: [round(d * 1000, 1) for d in found] for node, found in delays.items()}
 
 
 def latency(events: list[dict[str, Any]], until: float | None = None) -> dict[str, float | None]:

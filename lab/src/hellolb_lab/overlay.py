@@ -12,7 +12,7 @@ import re
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -42,6 +42,11 @@ class Overlay:
     services: dict[str, bool] = field(default_factory=dict)
     server_rollout: RollingUpdate = field(default_factory=RollingUpdate)
     server_stop: PodStop = field(default_factory=PodStop)
+    #: Files the client's own container reads from ConfigMaps, by the path it sees them at
+    #: (the xds scenario's bootstrap).
+    client_files: dict[str, str] = field(default_factory=dict)
+    #: Every Deployment's name.
+    deployments: tuple[str, ...] = ()
 
     @property
     def uses_envoy(self) -> bool:
@@ -140,6 +145,34 @@ def _pod_stop(deployment: Mapping[str, Any], container: Mapping[str, Any]) -> Po
     )
 
 
+def _mounted_files(
+    deployment: Mapping[str, Any],
+    container: Mapping[str, Any],
+    config_maps: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """The ConfigMap files ``container`` sees, by path: every key of a mounted ConfigMap (or
+    the keys its ``items`` list, under their paths), or the one key a ``subPath`` names."""
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"].get("volumes") or []}
+    files = {}
+    for mount in container.get("volumeMounts") or []:
+        source = (volumes.get(mount["name"]) or {}).get("configMap")
+        if source is None or source.get("name") not in config_maps:
+            continue
+        data = config_maps[source["name"]].get("data") or {}
+        paths = {item["path"]: item["key"] for item in source.get("items") or []}
+        paths = paths or {key: key for key in data}
+        base = PurePosixPath(mount["mountPath"])
+        sub = mount.get("subPath")
+        for path, key in paths.items():
+            if key not in data:
+                continue
+            if sub is None:
+                files[str(base / path)] = str(data[key])
+            elif sub == path:
+                files[str(base)] = str(data[key])
+    return files
+
+
 def parse(text: str, scenario: str) -> Overlay:
     """Extract the lab's parameters from rendered YAML."""
     docs = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
@@ -182,6 +215,8 @@ def parse(text: str, scenario: str) -> Overlay:
         services=services,
         server_rollout=_rolling_update(server),
         server_stop=_pod_stop(server, server_main),
+        client_files=_mounted_files(client, client_main, config_maps),
+        deployments=tuple(deployments),
     )
 
 

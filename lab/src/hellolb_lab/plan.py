@@ -11,16 +11,24 @@ What runs where is read from the overlay, not from the scenario's name (:class:`
 - a ClusterIP Service gets the kube-proxy stand-in (an Envoy TCP proxy on a virtual address);
 - a ``proxy`` Deployment runs the ConfigMap's Envoy once per replica, each on its own address,
   and the client target ``proxy`` is answered with the proxies' addresses;
-- an Envoy container in the client pod runs the ConfigMap's Envoy next to each client.
+- an Envoy container in the client pod runs the ConfigMap's Envoy next to each client;
+- an ``xds:`` target gets the lab's xDS control plane, standing in for the cluster's: it serves
+  the listener the client asks for (``<service>.<namespace>:<port>``, as wongnai/xds names a
+  Service port) with the addresses of the Service's Endpoints, and each client gets the
+  overlay's bootstrap, pointed at the lab's control plane and naming the client.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hello_client.xds import BOOTSTRAP_CONFIG, BOOTSTRAP_FILE, xds_settings
+from hellolb.config import ConfigError
 
 from hellolb_lab import bounds, catalogue, dns, envoy, front
 from hellolb_lab import overlay as overlays
@@ -28,9 +36,42 @@ from hellolb_lab.catalogue import Scenario
 from hellolb_lab.errors import LabError
 from hellolb_lab.front import Front, Target
 from hellolb_lab.options import Net, Options
+from hellolb_lab.xds import launch
 
 #: The kube-proxy stand-in's own port for Envoy's admin interface.
 KUBE_PROXY_ADMIN_PORT = 9901
+
+
+#: The phase that adds one server while the xDS control plane is down.
+RESTART_CONTROL_PLANE = "restart_control_plane"
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    """The lab's xDS control plane: its address, the listener it serves from which zone name
+    and port, and the bootstrap its clients get (the overlay's, pointed at ``address``)."""
+
+    address: tuple[str, int]
+    listener: str
+    zone_name: str
+    port: int
+    bootstrap: Mapping[str, Any]
+
+    @property
+    def service(self) -> str:
+        """The control plane's ``--service`` argument."""
+        return f"{self.listener}={self.zone_name}:{self.port}"
+
+    def argv(self, zone: Path) -> list[str]:
+        return launch.control_plane_argv(self.address, zone, [self.service])
+
+    def client_bootstrap(self, client: str) -> dict[str, Any]:
+        """The bootstrap of one client. The node id is the client's name, so that the control
+        plane's log tells the clients apart; on a cluster every client pod sends the same id,
+        and wongnai/xds answers every node alike."""
+        bootstrap = json.loads(json.dumps(self.bootstrap))
+        bootstrap["node"] = {**(bootstrap.get("node") or {}), "id": client}
+        return bootstrap
 
 
 @dataclass(frozen=True)
@@ -71,6 +112,7 @@ class Plan:
     dns_refresh_s: float | None
     bound: float | None
     after_s: float
+    control_plane: ControlPlane | None = None
 
     @property
     def net(self) -> Net:
@@ -93,14 +135,25 @@ class Plan:
         return tuple(n for n in names if (chosen is None or n in chosen) and n not in skip)
 
     @property
-    def servers_ever(self) -> int:
-        """Server pods the run may start: the scale-up's, and as many again in a rollout."""
-        return self.options.scale_to * (2 if "rollout" in self.phases else 1)
-
-    @property
     def clients(self) -> int:
         """Clients the run starts: the first, and one per restart."""
         return 1 + self.phases.count("restart_client")
+
+    @property
+    def servers_total(self) -> int:
+        """Servers the run starts: ``scale_to``, and one more while the control plane is down."""
+        return self.options.scale_to + (RESTART_CONTROL_PLANE in self.phases)
+
+    @property
+    def servers_ever(self) -> int:
+        """Server pods the run may start: :attr:`servers_total`, and as many again in a
+        rollout."""
+        return self.servers_total * (2 if "rollout" in self.phases else 1)
+
+    @property
+    def registry(self) -> str:
+        """Where the lab publishes the servers for the client to find them."""
+        return "DNS" if self.control_plane is None else "xDS"
 
     @property
     def needs_envoy(self) -> bool:
@@ -115,15 +168,25 @@ class Plan:
         return Process(f"server-{i}", ip, {**self.server_env, **pod})
 
     def client_target(self, index: int) -> str:
+        if self.target.front is Front.CONTROL_PLANE:
+            return self.target.address
         if self.target.name is None:
             return f"ipv4:{self.net.sidecar(index)}:{self.target.port}"
         host, port = self.net.dns
         return f"dns://{host}:{port}/{self.target.name}:{self.target.port}"
 
+    def bootstrap_path(self, index: int) -> Path:
+        """Where client ``index``'s xDS bootstrap is written (the lab's ConfigMap mount)."""
+        return self.log_dir / f"client-{index}.xds-bootstrap.json"
+
     def client(self, index: int) -> Process:
-        pod = {"POD_NAME": f"client-{index}", "POD_IP": "127.0.0.1", "NODE_NAME": "lab"}
+        name = f"client-{index}"
+        pod = {"POD_NAME": name, "POD_IP": "127.0.0.1", "NODE_NAME": "lab"}
         env = {**self.client_env, "SERVER_ADDRESS": self.client_target(index), **pod}
-        return Process(f"client-{index}", "127.0.0.1", env)
+        if self.control_plane is not None:
+            env.pop(BOOTSTRAP_CONFIG, None)
+            env[BOOTSTRAP_FILE] = str(self.bootstrap_path(index))
+        return Process(name, "127.0.0.1", env)
 
     def _envoy(self, name: str, ip: str) -> EnvoyProcess:
         if self.overlay.envoy_config is None:
@@ -139,8 +202,9 @@ class Plan:
 
     @property
     def endpoints_name(self) -> str:
-        """The name the kube-proxy stand-in resolves to find the servers (its Endpoints)."""
-        return f"endpoints.server.{self.overlay.namespace}.lab"
+        """The name the kube-proxy and control plane stand-ins read the servers from (the
+        server Service's Endpoints)."""
+        return endpoints_name(self.overlay.namespace)
 
     def kube_proxy(self) -> EnvoyProcess:
         vip = self.net.vip
@@ -154,12 +218,12 @@ class Plan:
         return EnvoyProcess("clusterip", vip, config)
 
     def server_names(self) -> list[str]:
-        """The DNS names that list the servers: Envoy's clusters, and the client's target when
-        it names the servers (directly, or through the kube-proxy stand-in), as the zone holds
-        them: fully qualified names lose their trailing dot."""
+        """The zone names that list the servers: Envoy's clusters, and the client's target when
+        it names the servers (directly, or through the kube-proxy or control plane stand-in),
+        as the zone holds them: fully qualified names lose their trailing dot."""
         config = dict(self.overlay.envoy_config or {})
         names = [dns.normalize(name) for name, _ in envoy.dns_names(config)]
-        if self.target.front is Front.KUBE_PROXY:
+        if self.target.front in (Front.KUBE_PROXY, Front.CONTROL_PLANE):
             names.append(self.endpoints_name)
         elif self.target.front is Front.SERVERS and self.target.name is not None:
             names.append(self.target.name)
@@ -171,6 +235,8 @@ class Plan:
         wanted = [(host, port, True), (host, port, False)]
         servers = range(1, self.servers_ever + 1)
         wanted += [(self.net.server(i), self.server_port, False) for i in servers]
+        if self.control_plane is not None:
+            wanted.append((*self.control_plane.address, False))
         ports = envoy.listener_ports(dict(self.overlay.envoy_config or {}))
         if self.overlay.proxy_replicas is not None:
             proxies = max(self.options.proxy_scale_to, self.overlay.proxy_replicas)
@@ -195,6 +261,12 @@ class Plan:
             "server_env": dict(self.server_env),
             "client_env": {**self.client_env, "SERVER_ADDRESS": self.client_target(1)},
             "envoy_dns_refresh_s": self.dns_refresh_s,
+            "xds": None
+            if self.control_plane is None
+            else {
+                "address": "{}:{}".format(*self.control_plane.address),
+                "service": self.control_plane.service,
+            },
             "phases_s": {
                 "warmup": opts.warmup,
                 "after": self.after_s,
@@ -202,6 +274,7 @@ class Plan:
                 "idle": opts.idle,
                 "restart": opts.restart,
                 "settle": opts.settle,
+                "outage": opts.outage,
             },
             "phases": list(self.phases),
             "server_rollout": dataclasses.asdict(self.overlay.server_rollout),
@@ -241,6 +314,8 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         dns_refresh_s=dns_refresh,
     )
     after = options.after if options.after is not None else bound
+    target = front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", ""))
+    server_port = int(server_env.get("PORT", "50051"))
     return Plan(
         scenario=scenario,
         overlay=ov,
@@ -248,12 +323,70 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         log_dir=options.log_dir or _default_log_dir(scenario.name, options.k8s_dir),
         server_env=server_env,
         client_env=client_env,
-        server_port=int(server_env.get("PORT", "50051")),
-        target=front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", "")),
+        server_port=server_port,
+        target=target,
         dns_refresh_s=dns_refresh,
         bound=bound,
         after_s=after if after is not None else options.headless_after,
+        control_plane=_control_plane(scenario.name, ov, target, client_env, server_port, options),
     )
+
+
+def endpoints_name(namespace: str) -> str:
+    """The zone name that lists the server Service's Endpoints in ``namespace``."""
+    return f"endpoints.server.{namespace}.lab"
+
+
+def _control_plane(
+    name: str,
+    ov: overlays.Overlay,
+    target: Target,
+    client_env: Mapping[str, str],
+    server_port: int,
+    options: Options,
+) -> ControlPlane | None:
+    """The lab's control plane for an ``xds:`` target, from the client's bootstrap: the
+    ConfigMap file ``GRPC_XDS_BOOTSTRAP`` names, or the JSON in ``GRPC_XDS_BOOTSTRAP_CONFIG``.
+    It listens on the lab's control-plane address, on the port of the bootstrap's first server,
+    and serves the servers on the port they listen on (the Service's target port).
+    """
+    if target.front is not Front.CONTROL_PLANE:
+        return None
+    if BOOTSTRAP_FILE in client_env:
+        path = client_env[BOOTSTRAP_FILE]
+        if path not in ov.client_files:
+            raise LabError(
+                f"{name}: the client's {BOOTSTRAP_FILE}={path} is no file the overlay mounts "
+                f"from a ConfigMap (mounted: {', '.join(sorted(ov.client_files)) or 'none'})"
+            )
+        text = ov.client_files[path]
+    else:
+        text = client_env.get(BOOTSTRAP_CONFIG, "")
+    try:
+        settings = xds_settings(target.address, {BOOTSTRAP_CONFIG: text})
+    except ConfigError as error:
+        raise LabError(f"{name}: the overlay's xDS bootstrap: {error}") from None
+    assert settings is not None
+    _, _, port = settings.servers[0].rpartition(":")
+    if not port.isdigit():
+        raise LabError(f"{name}: the bootstrap's server_uri {settings.servers[0]!r} has no port")
+    address = (options.net.control_plane, int(port))
+    bootstrap = json.loads(text)
+    for server in _xds_servers(bootstrap):
+        server["server_uri"] = f"{address[0]}:{address[1]}"
+    return ControlPlane(
+        address=address,
+        listener=settings.listener,
+        zone_name=endpoints_name(ov.namespace),
+        port=server_port,
+        bootstrap=bootstrap,
+    )
+
+
+def _xds_servers(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every server entry of a bootstrap: the top-level ones and each authority's."""
+    authorities = (bootstrap.get("authorities") or {}).values()
+    return [*bootstrap["xds_servers"], *(s for a in authorities for s in a.get("xds_servers", []))]
 
 
 def _dns_refresh(ov: overlays.Overlay) -> float | None:

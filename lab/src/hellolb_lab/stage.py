@@ -1,35 +1,101 @@
 """Run second: the processes of one planned run, started, published, watched and drawn.
 
 A :class:`Stage` does what its :class:`~hellolb_lab.plan.Plan` says and nothing else: it starts
-the lab DNS, the servers, the Envoys and the clients under one
-:class:`~hellolb_lab.procs.Supervisor`, puts addresses into DNS only once their processes are
-ready (as endpoints appear only for ready pods), and keeps the :class:`~hellolb_lab.view.Picture`
-up to date from the client's and the DNS server's log lines. The order of these steps is the
-timeline's (:mod:`hellolb_lab.timeline`).
+the lab DNS, the xDS control plane, the servers, the Envoys and the clients under one
+:class:`~hellolb_lab.procs.Supervisor`, puts addresses into DNS (and so into xDS) only once their
+processes are ready (as endpoints appear only for ready pods), and keeps the
+:class:`~hellolb_lab.view.Picture` up to date from the log lines of the client, the DNS server and
+the control plane (a mark each time it pushes a client a new list of servers). The order of
+these steps is the timeline's (:mod:`hellolb_lab.timeline`).
+
+The module's functions start one kind of program each and wait until it is ready, by the event
+it logs then; the stage, the xDS tests and the xDS benchmark all start processes through them.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from hello_client import events as client
 
 from hellolb_lab import clientlog, dns, envoy
 from hellolb_lab.disruption import Window
+from hellolb_lab.errors import LabError
 from hellolb_lab.plan import EnvoyProcess, Plan
-from hellolb_lab.polling import poll
+from hellolb_lab.polling import poll, wait_until
 from hellolb_lab.procs import Proc, Supervisor, find_binary
 from hellolb_lab.view import LiveView, Picture
+from hellolb_lab.xds import stream as xds
 
 #: The server's log event once it listens (hello_server writes it).
 SERVER_STARTED = "server.started"
-#: Seconds within which the lab DNS must answer a change it was just given.
+#: Seconds within which the lab DNS (and the xDS control plane) must take up a change it was
+#: just given.
 DNS_PUBLISH_TIMEOUT_S = 5.0
+
+EventHandler = Callable[[Proc, dict[str, Any]], None]
+
+
+def wait_ready(proc: Proc, event: str, timeout: float) -> dict[str, Any]:
+    """The event ``proc`` logs once it is ready, waited for at most ``timeout`` seconds."""
+    return proc.wait_event(lambda e: e.get("event") == event, timeout)
+
+
+def start_dns(
+    sup: Supervisor,
+    listen: tuple[str, int],
+    zone: Path,
+    timeout: float,
+    on_event: EventHandler | None = None,
+) -> Proc:
+    """The lab DNS server answering from ``zone``, once it serves."""
+    argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{listen[0]}:{listen[1]}"]
+    argv += ["--zone", str(zone), "--ttl", str(dns.DEFAULT_TTL)]
+    proc = sup.start("dns", argv, on_event=on_event)
+    wait_ready(proc, dns.STARTED, timeout)
+    return proc
+
+
+def start_servers(
+    sup: Supervisor, servers: Iterable[tuple[str, Mapping[str, str]]], timeout: float
+) -> list[Proc]:
+    """Start a hello_server per ``(name, environment)``, side by side, then wait until every
+    one listens."""
+    argv = [sys.executable, "-m", "hello_server"]
+    started = [sup.start(name, argv, env) for name, env in servers]
+    for proc in started:
+        wait_ready(proc, SERVER_STARTED, timeout)
+    return started
+
+
+def start_client(
+    sup: Supervisor, name: str, env: Mapping[str, str], on_event: EventHandler | None = None
+) -> Proc:
+    """A hello_client; wait for it with ``wait_ready(proc, client.READY, ...)`` where needed."""
+    return sup.start(name, [sys.executable, "-m", "hello_client"], env, on_event=on_event)
+
+
+def start_control_plane(
+    sup: Supervisor,
+    name: str,
+    argv: list[str],
+    timeout: float,
+    on_event: EventHandler | None = None,
+) -> Proc:
+    """The lab's xDS control plane, once it serves; :class:`LabError` with its reason if it
+    cannot listen."""
+    proc = sup.start(name, argv, on_event=on_event)
+    first = proc.wait_event(lambda e: e.get("event") in (xds.STARTED, xds.STOPPED), timeout)
+    if first["event"] == xds.STOPPED:
+        raise LabError(f"{name} stopped: {first.get('reason')}; log: {proc.log_path}")
+    return proc
 
 
 class Stage:
@@ -46,27 +112,49 @@ class Stage:
         #: The running server pod of each index, and the indices in DNS (the endpoints).
         self.servers: dict[int, Proc] = {}
         self.endpoints: list[int] = []
+        self.control_planes: list[Proc] = []
         self.marks: list[tuple[float, str]] = []
         #: Requests per proxy replica at named moments (see :meth:`count_proxy_requests`).
         self.proxy_requests: dict[str, dict[str, int]] = {}
         #: The phases in which servers left, by name, for the verdict.
         self.windows: dict[str, Window] = {}
+        #: Times the servers were published while the xDS control plane ran, and their
+        #: addresses: what it pushed at once.
+        self.xds_publications: list[tuple[float, tuple[str, ...]]] = []
+        #: What each phase measured beyond the answers, for the verdict (by its name).
+        self.extra: dict[str, Any] = {}
+        self._pushed: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     # -- starting ---------------------------------------------------------------------------
 
     def start_dns(self) -> None:
-        host, port = self.plan.net.dns
-        argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{host}:{port}"]
-        argv += ["--zone", str(self.zone.path), "--ttl", str(dns.DEFAULT_TTL)]
-        proc = self.sup.start("dns", argv, on_event=self._on_dns_event)
-        proc.wait_event(lambda e: e.get("event") == dns.STARTED, self._timeout)
+        start_dns(self.sup, self.plan.net.dns, self.zone.path, self._timeout, self._on_dns_event)
+
+    def start_control_plane(self) -> float:
+        """Start the xDS control plane (again); the time it serves."""
+        plane = self.plan.control_plane
+        assert plane is not None
+        n = len(self.control_planes) + 1
+        name = "xds" if n == 1 else f"xds-{n}"
+        argv = plane.argv(self.zone.path)
+        proc = start_control_plane(self.sup, name, argv, self._timeout, self._on_xds_event)
+        self.control_planes.append(proc)
+        return time.time()
+
+    def stop_control_plane(self) -> None:
+        """Stop the xDS control plane (SIGTERM), and wait until it has exited."""
+        self.sup.stop(self.control_planes[-1])
+
+    @property
+    def control_plane_running(self) -> bool:
+        return bool(self.control_planes) and self.control_planes[-1].running()
 
     def start_servers(self, first: int, last: int) -> None:
         """Start servers ``first..last`` and wait until every one listens."""
         started = [self.launch_server(i) for i in range(first, last + 1)]
         for proc in started:
-            proc.wait_event(lambda e: e.get("event") == SERVER_STARTED, self._timeout)
+            wait_ready(proc, SERVER_STARTED, self._timeout)
 
     def launch_server(self, i: int, restarts: int = 0) -> Proc:
         """Start server ``i`` (its container again, after ``restarts`` crashes) without waiting."""
@@ -98,11 +186,13 @@ class Stage:
         index = len(self.clients) + 1
         if self.plan.overlay.sidecar:
             self.start_envoy(self.plan.sidecar(index))
+        if self.plan.control_plane is not None:
+            bootstrap = self.plan.control_plane.client_bootstrap(f"client-{index}")
+            self.plan.bootstrap_path(index).write_text(json.dumps(bootstrap, indent=1))
         spec = self.plan.client(index)
-        argv = [sys.executable, "-m", "hello_client"]
-        proc = self.sup.start(spec.name, argv, spec.env, on_event=self._on_client_event)
+        proc = start_client(self.sup, spec.name, spec.env, self._on_client_event)
         self.clients.append(proc)
-        proc.wait_event(lambda e: e.get("event") == client.READY, self._timeout)
+        wait_ready(proc, client.READY, self._timeout)
         return proc
 
     def restart_client(self) -> None:
@@ -126,12 +216,31 @@ class Stage:
     # -- DNS --------------------------------------------------------------------------------
 
     def publish(self, names: list[str], ips: list[str]) -> None:
-        """Make every one of ``names`` answer ``ips``, and wait until the DNS server does."""
+        """Make every one of ``names`` answer ``ips``, and wait until the DNS server does, and
+        the xDS control plane too while it runs."""
+        plane = self.plan.control_plane
+        pushed = plane is not None and plane.zone_name in names and self.control_plane_running
+        if pushed:
+            self.xds_publications.append((time.time(), tuple(ips)))
         for name in names:
             self.zone.publish(name, ips)
         host, port = self.plan.net.dns
         for name in names:
             dns.wait_answers(host, port, name, ips, timeout=DNS_PUBLISH_TIMEOUT_S)
+        if pushed:
+            wait_until(
+                lambda: self._serving() == tuple(sorted(ips)),
+                DNS_PUBLISH_TIMEOUT_S,
+                f"the xDS control plane to serve {', '.join(ips)}",
+                interval=0.01,
+            )
+
+    def _serving(self) -> tuple[str, ...] | None:
+        """The server addresses the running control plane serves now (its last zone event)."""
+        plane = self.plan.control_plane
+        assert plane is not None
+        zones = [e for e in self.control_planes[-1].snapshot() if e.get("event") == xds.ZONE]
+        return tuple(sorted(zones[-1]["endpoints"].get(plane.listener, []))) if zones else None
 
     def publish_servers(self, count: int) -> None:
         self.publish_endpoints(list(range(1, count + 1)))
@@ -149,10 +258,12 @@ class Stage:
 
     # -- watching ---------------------------------------------------------------------------
 
-    def mark(self, label: str) -> float:
-        t = time.time()
-        self.marks.append((t, label))
-        self.picture.marks.append((t, label))
+    def mark(self, label: str, t: float | None = None) -> float:
+        """Mark an event on the picture, now or at ``t``; its time."""
+        t = time.time() if t is None else t
+        with self._lock:
+            self.marks.append((t, label))
+            self.picture.marks.append((t, label))
         return t
 
     def hold(
@@ -220,3 +331,13 @@ class Stage:
         ):
             with self._lock:
                 self.picture.lookups.append(float(event["timestamp"]))
+
+    def _on_xds_event(self, proc: Proc, event: dict[str, Any]) -> None:
+        """Mark each time the control plane pushes a client a list of servers it did not have."""
+        if event.get("event") != xds.PUSH or event.get("type") != "EDS":
+            return
+        node = str(event.get("node"))
+        endpoints = tuple(sorted(ep for eps in event["endpoints"].values() for ep in eps))
+        if self._pushed.get(node) != endpoints:
+            self._pushed[node] = endpoints
+            self.mark(f"xDS pushed {len(endpoints)} servers to {node}", float(event["timestamp"]))

@@ -1,13 +1,15 @@
 """One scenario's run on loopback, as named phases that read top to bottom.
 
 The timeline follows the cluster walkthrough: the overlay's servers (3) answer for a while
-(``warmup``); two more servers start and only then are published in DNS (``scale_up``); the run
-goes on until the new servers had their chance (``after``). Then come the scenario's own phases,
-by the names its catalogue record lists: the proxy scenario scales the proxy 1 -> 3 the same way
-(``scale_proxies``) and restarts the client (``restart_client``); the clusterip scenario restarts
-the client too, to show that a new connection may land on another server, but still on one only.
-Every scenario ends with servers leaving: a rolling restart of every server (``rollout``), then
-one server killed (``crash``).
+(``warmup``); two more servers start and only then are published in DNS, and through it to the
+xDS control plane where there is one (``scale_up``); the run goes on until the new servers had
+their chance (``after``). Then come the scenario's own phases, by the names its catalogue record
+lists: the proxy scenario scales the proxy 1 -> 3 the same way (``scale_proxies``) and restarts
+the client (``restart_client``); the clusterip scenario restarts the client too, to show that a
+new connection may land on another server, but still on one only; the xds scenario stops its
+control plane, publishes one more server while it is down, and starts it again
+(``restart_control_plane``). Every scenario ends with servers leaving: a rolling restart of
+every server (``rollout``), then one server killed (``crash``).
 
 A new phase is one function here, registered in :data:`PHASES` under the name a record uses.
 """
@@ -19,13 +21,14 @@ import signal
 import time
 from collections.abc import Callable
 
-from hellolb_lab import catalogue, outcome
+from hellolb_lab import bounds, catalogue, outcome, verdict
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.disruption import Window
 from hellolb_lab.errors import LabError
+from hellolb_lab.front import Front
 from hellolb_lab.options import Options
 from hellolb_lab.outcome import RunResult
-from hellolb_lab.plan import Front, Plan, make
+from hellolb_lab.plan import RESTART_CONTROL_PLANE, Plan, make
 from hellolb_lab.procs import Supervisor, check_all_free, find_binary
 from hellolb_lab.rollout import Rollout
 from hellolb_lab.stage import SERVER_STARTED, Stage
@@ -82,9 +85,12 @@ def serve(stage: Stage) -> tuple[float, float]:
 
 
 def start(stage: Stage) -> None:
-    """DNS, the first servers, what answers the client's target, then the client."""
+    """DNS (and the xDS control plane), the first servers, what answers the client's target,
+    then the client."""
     plan = stage.plan
     stage.start_dns()
+    if plan.control_plane is not None:
+        stage.start_control_plane()
     stage.start_servers(1, plan.first_servers)
     stage.publish_servers(plan.first_servers)
     if plan.target.front is Front.KUBE_PROXY:
@@ -105,12 +111,12 @@ def warmup(stage: Stage) -> None:
 
 
 def scale_up(stage: Stage) -> float:
-    """Start the new servers; once they listen, publish them in DNS. The time it happened."""
+    """Start the new servers; once they listen, publish them. The time it happened."""
     plan = stage.plan
     first, to = plan.first_servers, plan.options.scale_to
     stage.start_servers(first + 1, to)
     stage.publish_servers(to)
-    return stage.mark(f"servers {first} -> {to} in DNS")
+    return stage.mark(f"servers {first} -> {to} in {plan.registry}")
 
 
 def after(stage: Stage, scale_at: float) -> None:
@@ -204,10 +210,41 @@ def crash(stage: Stage) -> None:
     )
 
 
+def restart_control_plane(stage: Stage) -> None:
+    """Stop the xDS control plane while the client runs, publish one more server while it is
+    down, and start it again: calls go on to the servers the client knows, and the added one
+    answers once the control plane is back, within the client's reconnection wait."""
+    plan = stage.plan
+    known = plan.server_ids(1, plan.options.scale_to)
+    added = plan.servers_total
+    # Started first and published only once the control plane is gone, as a pod would become
+    # ready while the control plane restarts.
+    stage.start_servers(added, added)
+    stopped = stage.mark("control plane stopped")
+    stage.stop_control_plane()
+    stage.publish_servers(added)
+    stage.mark(f"server-{added} published, control plane down")
+    stage.hold(plan.options.outage)
+    restarting = stage.mark("control plane started again")
+    restarted = stage.start_control_plane()
+    bound = bounds.rejoin_bound(restarted - stopped)
+    new = plan.server_ids(added, added)
+    steady = plan.options.steady
+
+    def found_and_steady() -> bool:
+        t = stage.all_reached_since(restarted, new)
+        return t is not None and time.time() >= t + steady
+
+    stage.hold(bound + steady, found_and_steady)
+    outage = verdict.Outage(stopped, restarting, restarted, tuple(known), tuple(new), bound)
+    stage.extra[verdict.OUTAGE] = outage
+
+
 #: The phases a catalogue record may list, by name.
 PHASES: dict[str, Callable[[Stage], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
     "rollout": rollout,
     "crash": crash,
+    RESTART_CONTROL_PLANE: restart_control_plane,
 }

@@ -188,6 +188,46 @@ def _reached(
     }
 
 
+@dataclass(frozen=True)
+class Outage:
+    """The xDS control plane stopped while the client ran: when it was told to stop, when to
+    start again (it was down for sure in between) and when it served again; the servers the
+    client knew, the ones added meanwhile, and the seconds within which those must answer once
+    it serves (:func:`hellolb_lab.bounds.rejoin_bound`)."""
+
+    stopped: float
+    restarting: float
+    restarted: float
+    known: tuple[str, ...]
+    added: tuple[str, ...]
+    bound_s: float
+
+
+#: The verdict's ``extra`` key for :func:`outage_figures`.
+OUTAGE = "control_plane_outage"
+
+
+def outage_figures(answers: Iterable[Answer], outage: Outage) -> dict[str, Any]:
+    """What the client did while the control plane was down, and after: answers per server
+    while it was down (known ones, added ones), and seconds from its return to each added
+    server's first answer (``None``: never)."""
+    items = sorted(answers, key=lambda a: a.t)
+    down = count_between(items, outage.stopped, outage.restarting)
+    first: dict[str, float] = {}
+    for a in items:
+        if a.t >= outage.restarted and a.server_id in outage.added:
+            first.setdefault(a.server_id, a.t)
+    return {
+        "down_s": round(outage.restarted - outage.stopped, 3),
+        "bound_s": outage.bound_s,
+        "known_while_down": {s: down.get(s, 0) for s in outage.known},
+        "added_while_down": {s: down.get(s, 0) for s in outage.added},
+        "added_reached_s": {
+            s: round(first[s] - outage.restarted, 3) if s in first else None for s in outage.added
+        },
+    }
+
+
 def _servers_by_client(items: list[Answer]) -> dict[str, tuple[str, ...]]:
     by_client: dict[str, set[str]] = defaultdict(set)
     for a in items:

@@ -27,12 +27,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hello_client import events as client_events
 from hellolb.config import parse_duration
 
-from hellolb_lab import dns, polling
+from hellolb_lab import dns, polling, stage
 from hellolb_lab.procs import Proc, Supervisor
 from hellolb_lab.view import table
-from hellolb_lab.xds import launch, stream
+from hellolb_lab.xds import launch
 
 NAME = "server.lab"
 PORT = 50051
@@ -40,6 +41,8 @@ LISTENER = f"{NAME}:{PORT}"
 GOAL_MS = 50.0
 WAIT_S = 30.0
 CLIENT_ENV = {"CONCURRENCY": "4", "ROUND_INTERVAL": "1ms", "SUMMARY_INTERVAL": "5s"}
+SERVER_ENV = {"WORK_TIME": "0"}
+CLIENT_ID = "bench-xds"
 COLUMNS = ("path", "samples", "median ms", "min ms", "max ms", "push median ms", "vs xDS")
 
 
@@ -47,6 +50,10 @@ def _free_port(host: str, udp: bool = False) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _start_server(sup: Supervisor, server_id: str, ip: str, env: dict[str, str]) -> None:
+    stage.start_servers(sup, [(server_id, launch.server_env(server_id, ip, PORT, **env))], WAIT_S)
 
 
 def _sample(
@@ -59,8 +66,7 @@ def _sample(
 ) -> tuple[float, float]:
     """Start one more server and publish it: the time of the write, and seconds from the write
     to the server's first answer."""
-    ip = ips[-1]
-    launch.start_server(sup, server_id, ip, PORT, server_env, WAIT_S)
+    _start_server(sup, server_id, ips[-1], server_env)
     published = time.time()
     zone.publish(NAME, ips)
     answered = polling.wait_for(
@@ -72,22 +78,6 @@ def _sample(
     return published, answered - published
 
 
-def _push_delays(plane: Proc, publications: list[tuple[float, str]]) -> list[float]:
-    """Seconds from each write to the control plane's EDS push that carried the new server."""
-    pushes = launch.events(plane, stream.PUSH, type="EDS")
-    out = []
-    for published, ip in publications:
-        times = [
-            float(e["timestamp"])
-            for e in pushes
-            if float(e["timestamp"]) >= published
-            and f"{ip}:{PORT}" in e["endpoints"].get(LISTENER, [])
-        ]
-        if times:
-            out.append(min(times) - published)
-    return out
-
-
 def xds_path(
     sup: Supervisor, folder: Path, prefix: str, samples: int
 ) -> tuple[list[float], list[float]]:
@@ -95,34 +85,33 @@ def xds_path(
     host = f"{prefix}.1"
     address = (host, _free_port(host))
     ips = [f"{prefix}.11"]
-    launch.start_server(sup, "xds-s1", ips[0], PORT, {"WORK_TIME": "0"}, WAIT_S)
+    _start_server(sup, "xds-s1", ips[0], SERVER_ENV)
     zone.publish(NAME, ips)
     argv = launch.control_plane_argv(address, zone.path, [f"{LISTENER}={NAME}"])
-    plane = launch.start_control_plane(sup, "xds", argv, WAIT_S)
-    env = launch.client_env(f"xds:///{LISTENER}", address, "bench-xds", **CLIENT_ENV)
-    client = launch.start_client(sup, "xds-client", env)
-    client.wait_event(lambda e: e.get("event") == "client.ready", WAIT_S)
+    plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+    env = launch.client_env(f"xds:///{LISTENER}", address, CLIENT_ID, **CLIENT_ENV)
+    client = stage.start_client(sup, "xds-client", env)
+    stage.wait_ready(client, client_events.READY, WAIT_S)
     delays, publications = [], []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{10 + n}")
-        published, delay = _sample(sup, client, zone, list(ips), f"xds-s{n}", {"WORK_TIME": "0"})
+        published, delay = _sample(sup, client, zone, list(ips), f"xds-s{n}", SERVER_ENV)
         delays.append(delay)
-        publications.append((published, ips[-1]))
+        publications.append((published, tuple(ips)))
     sup.stop(client)
-    return delays, _push_delays(plane, publications)
+    pushes = launch.push_delays(plane.snapshot(), publications, PORT)
+    return delays, pushes.get(CLIENT_ID, [])
 
 
 def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: str) -> list[float]:
     zone = dns.Zone(folder / "dns-zone.json")
     host = f"{prefix}.2"
     port = _free_port(host, udp=True)
-    server_env = {"WORK_TIME": "0", "MAX_CONNECTION_AGE": max_age, "MAX_CONNECTION_AGE_GRACE": "5s"}
+    server_env = {**SERVER_ENV, "MAX_CONNECTION_AGE": max_age, "MAX_CONNECTION_AGE_GRACE": "5s"}
     ips = [f"{prefix}.41"]
-    launch.start_server(sup, "dns-s1", ips[0], PORT, server_env, WAIT_S)
+    _start_server(sup, "dns-s1", ips[0], server_env)
     zone.publish(NAME, ips)
-    argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{host}:{port}"]
-    resolver = sup.start("dns", [*argv, "--zone", str(zone.path)])
-    resolver.wait_event(lambda e: e.get("event") == "dns.started", WAIT_S)
+    stage.start_dns(sup, (host, port), zone.path, WAIT_S)
     env = {
         "SERVER_ADDRESS": f"dns://{host}:{port}/{LISTENER}",
         "CLIENT_ID": "bench-dns",
@@ -130,8 +119,8 @@ def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: 
         "LOG_FORMAT": "json",
         **CLIENT_ENV,
     }
-    client = launch.start_client(sup, "dns-client", env)
-    client.wait_event(lambda e: e.get("event") == "client.ready", WAIT_S)
+    client = stage.start_client(sup, "dns-client", env)
+    stage.wait_ready(client, client_events.READY, WAIT_S)
     delays = []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{40 + n}")

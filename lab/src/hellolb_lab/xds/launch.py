@@ -1,18 +1,21 @@
-"""Start the xDS lab's processes under a :class:`~hellolb_lab.procs.Supervisor`.
+"""What the xDS lab's processes need, and what their logs say.
 
-The control plane, the servers it publishes and the clients that use it, each a real process
-stopped by its PID. The tests, the benchmark and the lab's timeline start them the same way.
+The control plane's command line, a server's and an xDS client's environment, and the answers
+and events in their logs. Starting them is :mod:`hellolb_lab.stage`'s job, the same for the
+lab's timeline, the tests and the benchmark.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hello_client import events as client
+
 from hellolb_lab import clientlog
-from hellolb_lab.procs import Proc, Supervisor
+from hellolb_lab.procs import Proc
 from hellolb_lab.xds import stream
 from hellolb_lab.xds.bootstrap import grpc_bootstrap_json
 
@@ -37,33 +40,16 @@ def control_plane_argv(
     return argv
 
 
-def start_control_plane(sup: Supervisor, name: str, argv: list[str], timeout: float = 30.0) -> Proc:
-    """Start the control plane and wait until it serves (``xds.started``)."""
-    proc = sup.start(name, argv)
-    proc.wait_event(lambda e: e.get("event") in (stream.STARTED, stream.STOPPED), timeout)
-    return proc
-
-
-def start_server(
-    sup: Supervisor,
-    server_id: str,
-    ip: str,
-    port: int,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 30.0,
-) -> Proc:
-    """A hello_server on ``ip:port``, waited for until it serves."""
-    full = {
+def server_env(server_id: str, ip: str, port: int, **extra: str) -> dict[str, str]:
+    """A hello_server's environment: listening on ``ip:port``, answering as ``server_id``."""
+    return {
         "BIND_ADDRESS": ip,
         "PORT": str(port),
         "SERVER_ID": server_id,
         "POD_IP": ip,
         "LOG_FORMAT": "json",
-        **(env or {}),
+        **extra,
     }
-    proc = sup.start(server_id, [sys.executable, "-m", "hello_server"], full)
-    proc.wait_event(lambda e: e.get("event") == "server.started", timeout)
-    return proc
 
 
 def client_env(target: str, xds: tuple[str, int], client_id: str, **extra: str) -> dict[str, str]:
@@ -84,10 +70,6 @@ def client_env(target: str, xds: tuple[str, int], client_id: str, **extra: str) 
     }
 
 
-def start_client(sup: Supervisor, client_id: str, env: Mapping[str, str]) -> Proc:
-    return sup.start(client_id, [sys.executable, "-m", "hello_client"], env)
-
-
 def answers(proc: Proc, server_id: str | None = None, since: float = 0.0) -> list[float]:
     """Times (epoch seconds) of the client's answers from ``server_id`` (any) at or after
     ``since``."""
@@ -95,9 +77,9 @@ def answers(proc: Proc, server_id: str | None = None, since: float = 0.0) -> lis
     for event in proc.snapshot():
         if not clientlog.is_response(event):
             continue
-        if server_id is not None and event.get("server_id") != server_id:
+        if server_id is not None and event.get(client.SERVER_ID) != server_id:
             continue
-        t = clientlog.parse_timestamp(event["timestamp"])
+        t = clientlog.parse_timestamp(event[client.TIMESTAMP])
         if t >= since:
             out.append(t)
     return out
@@ -116,3 +98,33 @@ def events(proc: Proc, name: str, **fields: Any) -> list[dict[str, Any]]:
         for e in proc.snapshot()
         if e.get("event") == name and all(e.get(k) == v for k, v in fields.items())
     ]
+
+
+def push_delays(
+    plane_events: Iterable[dict[str, Any]],
+    publications: Sequence[tuple[float, Sequence[str]]],
+    port: int,
+) -> dict[str, list[float]]:
+    """Seconds from each publication (its time, the addresses it published) to the first EDS
+    update pushed to a client with exactly those endpoints, by client (the push's node); a
+    client that got none is left out of that publication's figures. Answers to a client's own
+    requests (its first, or after it reconnected) are not pushes of a publication."""
+    pushes = [
+        e
+        for e in plane_events
+        if e.get("event") == stream.PUSH
+        and e.get("type") == "EDS"
+        and e.get("reason") == stream.UPDATE
+    ]
+    out: dict[str, list[float]] = {}
+    for published, ips in publications:
+        want = sorted(f"{ip}:{port}" for ip in ips)
+        first: dict[str, float] = {}
+        for push in pushes:
+            t = float(push["timestamp"])
+            got = sorted(ep for eps in push["endpoints"].values() for ep in eps)
+            if t >= published and got == want:
+                first.setdefault(str(push["node"]), t - published)
+        for node, delay in first.items():
+            out.setdefault(node, []).append(delay)
+    return out
