@@ -25,7 +25,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hellolb_lab import bounds, checks, clientlog, disruption, envoy, verdict
+from hello_client.config import ClientConfig
+
+from hellolb_lab import bounds, canary, checks, clientlog, disruption, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
@@ -37,6 +39,8 @@ from hellolb_lab.options import Options
 TOOLS = ("kubectl", "skaffold")
 #: The xds scenario's control-plane Deployment (k8s/components/xds).
 CONTROL_PLANE = "xds"
+#: The canary scenario's canary Deployment (k8s/components/canary).
+CANARY_SERVERS = "server-canary"
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -63,6 +67,8 @@ class CheckPlan:
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
+    #: The client's SUMMARY_INTERVAL: a summary counts the calls of the interval before it.
+    summary_interval_s: float = 5.0
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
@@ -83,8 +89,11 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         scale_to=options.scale_to,
         proxy_scale_to=options.proxy_scale_to,
         bound=bound,
-        ready_first=tuple(d for d in ("server", "proxy", CONTROL_PLANE) if d in ov.deployments),
+        ready_first=tuple(
+            d for d in ("server", CANARY_SERVERS, "proxy", CONTROL_PLANE) if d in ov.deployments
+        ),
         phases=phases,
+        summary_interval_s=ClientConfig.from_env(ov.client_env).summary_interval,
     )
 
 
@@ -200,12 +209,35 @@ def restart_control_plane(run: ClusterRun) -> None:
     run.extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
 
 
+def canary_steps(run: ClusterRun) -> None:
+    """Shift the canary's weight through :data:`canary.STEPS` and back to
+    :data:`canary.ROLLBACK` with the weight script; after each shift, wait for Linkerd to push
+    the route and for the client's summaries to hold only calls made since, then watch a
+    window. Then read the client's log and measure each window's split."""
+    cluster, watch = run.cluster, run.plan.scenario.watch
+    settle = bounds.CONTROL_PLANE_PUSH_S + run.plan.summary_interval_s
+    steps: list[canary.Step] = []
+    for percent in (*canary.STEPS, canary.ROLLBACK):
+        cluster.canary_weight(percent)
+        shifted = run.clock()
+        run.sleep(settle)
+        start = run.clock()
+        run.sleep(watch.phase_s)
+        steps.append(canary.Step(percent, shifted, start, run.clock()))
+    events = json_lines(cluster.client_logs())
+    before = clientlog.failed_rpcs(events, until=steps[0].shifted)
+    failed = clientlog.failed_rpcs(events, until=steps[-1].end) - before
+    answers = clientlog.answers_from_events(events)
+    run.extra[canary.CANARY] = canary.figures(steps, answers, failed)
+
+
 #: The phases a catalogue record may list that the check can run on a cluster, by name.
 PHASES: dict[str, Callable[[ClusterRun], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
     "rollout": rollout,
     "restart_control_plane": restart_control_plane,
+    "canary_steps": canary_steps,
 }
 
 
