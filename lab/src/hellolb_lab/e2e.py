@@ -8,7 +8,8 @@ servers to ``--scale-to`` and keeps watching, for the times the scenario's catal
 gives. Then come the scenario's phases that run on a cluster: its own (the proxy scenario scales
 the proxy and restarts the client, watching the new proxies' access logs; the xds scenario scales
 its control plane to zero, adds a server, and scales the control plane back, reading the
-client's log once more), then a rolling restart of every server (``kubectl rollout restart
+client's log once more; the canary scenario shifts its route's weight in steps with
+k8s/canary/canary-weight.sh and measures each step's split), then a rolling restart of every server (``kubectl rollout restart
 deploy/server``, ``kubectl rollout status``, then until every old pod is gone, and the client
 watched a while longer). The client's log lines are judged by the same verdict and checks as the
 lab's, with the bound from the overlay's own settings and a cluster margin; the rollout by the
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hello_client.config import ClientConfig
+from hellolb.config import ConfigError
 
 from hellolb_lab import bounds, canary, checks, clientlog, disruption, envoy, verdict
 from hellolb_lab import overlay as overlays
@@ -67,8 +69,9 @@ class CheckPlan:
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
-    #: The client's SUMMARY_INTERVAL: a summary counts the calls of the interval before it.
-    summary_interval_s: float = 5.0
+    #: The client's SUMMARY_INTERVAL, where a phase needs it (canary_steps): a summary counts
+    #: the calls of the interval before it.
+    summary_interval_s: float | None = None
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
@@ -93,8 +96,16 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
             d for d in ("server", CANARY_SERVERS, "proxy", CONTROL_PLANE) if d in ov.deployments
         ),
         phases=phases,
-        summary_interval_s=ClientConfig.from_env(ov.client_env).summary_interval,
+        summary_interval_s=_summary_interval(ov) if "canary_steps" in phases else None,
     )
+
+
+def _summary_interval(ov: overlays.Overlay) -> float:
+    """The client's SUMMARY_INTERVAL in the overlay, by the client's own parser."""
+    try:
+        return ClientConfig.from_env(ov.client_env).summary_interval
+    except ConfigError as error:
+        raise LabError(f"{ov.scenario}: the overlay sets {error}") from None
 
 
 def evaluate(
@@ -215,6 +226,8 @@ def canary_steps(run: ClusterRun) -> None:
     the route and for the client's summaries to hold only calls made since, then watch a
     window. Then read the client's log and measure each window's split."""
     cluster, watch = run.cluster, run.plan.scenario.watch
+    if run.plan.summary_interval_s is None:
+        raise LabError("canary_steps: the plan holds no summary interval")
     settle = bounds.CONTROL_PLANE_PUSH_S + run.plan.summary_interval_s
     steps: list[canary.Step] = []
     for percent in (*canary.STEPS, canary.ROLLBACK):
