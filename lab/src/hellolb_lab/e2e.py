@@ -9,11 +9,12 @@ gives. Then come the scenario's phases that run on a cluster: its own (the proxy
 the proxy and restarts the client, watching the new proxies' access logs; the xds scenario scales
 its control plane to zero, adds a server, and scales the control plane back, reading the
 client's log once more; the canary scenario shifts its route's weight in steps with
-k8s/canary/canary-weight.sh and measures each step's split), then a rolling restart of every server (``kubectl rollout restart
-deploy/server``, ``kubectl rollout status``, then until every old pod is gone, and the client
-watched a while longer). The client's log lines are judged by the same verdict and checks as the
-lab's, with the bound from the overlay's own settings and a cluster margin; the rollout by the
-same measurements as the lab's rollout (:mod:`hellolb_lab.disruption`).
+k8s/canary/canary-weight.sh and measures each step's split), then a rolling restart of every
+server (``kubectl rollout restart deploy/server``, ``kubectl rollout status``, then until every
+old pod is gone, and the client watched a while longer). The client's log lines are judged by
+the same verdict and checks as the lab's, with the bound from the overlay's own settings and a
+cluster margin; the rollout by the same measurements as the lab's rollout
+(:mod:`hellolb_lab.disruption`).
 
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
