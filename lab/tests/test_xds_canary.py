@@ -1,13 +1,14 @@
-"""The canary in the lab: the xDS control plane sends Envoy a route whose weighted clusters split
-the calls between stable and canary servers, and a changed weight reaches Envoy by RDS alone.
+"""The canary in the lab: the xDS control plane sends a route whose weighted clusters split the
+calls between stable and canary servers, and a changed weight reaches the client by RDS alone.
 
-Real Envoy takes the route from the lab's control plane over ADS; a hello_client calls through
-it. The weight steps 0, 10, 50 and 100 percent, then the rollback to 0, are written to the
-control plane's weight file. Each step is judged on the calls the client sent after Envoy
-ACKed the new route: the canary's share within :func:`hellolb_lab.canary.tolerance` of the
-weight (no stray call at 0 and 100), no failed call, and the new weight applied (Envoy's ACK)
-within a bound. The unit tests below check the route the control plane builds and the files it
-refuses.
+Real Envoy takes the route from the lab's control plane over ADS and a hello_client calls
+through it; or the hello_client's own gRPC takes the route (proxyless, an ``xds:`` target). The
+weight steps 0, 10, 50 and 100 percent, then the rollback to 0, are written to the control
+plane's weight file. Each step is judged on the calls the client sent after Envoy (or the
+client's gRPC) ACKed the new route: the canary's share within
+:func:`hellolb_lab.canary.tolerance` of the weight (no stray call at 0 and 100), no failed call,
+and the new weight applied (the ACK) within a bound. The unit tests below check the route the
+control plane builds and the weight files it refuses.
 """
 
 from __future__ import annotations
@@ -134,21 +135,23 @@ def test_a_bad_weight_is_logged_and_the_current_one_kept(tmp_path, bad):
 # -- real Envoy, real servers, the steps
 
 
-@pytest.fixture
-def canary_lab(tmp_path, lab_net):
+CLIENT_ENV = {
+    "CONCURRENCY": "10",
+    "ROUND_INTERVAL": "0s",
+    "SUMMARY_INTERVAL": "500ms",
+    "LOG_FORMAT": "json",
+}
+
+
+@pytest.fixture(params=["envoy", "proxyless"])
+def canary_lab(request, tmp_path, lab_net):
+    """Servers, the control plane, and a client calling through Envoy or, proxyless, taking
+    the route itself; yields them and the xDS node whose ACKs tell a route applied."""
     prefix = lab_net(BLOCK)
-    binary = procs.find_binary("envoy")
     zone = Zone(tmp_path / "zone.json")
     weight_file = tmp_path / "canary-weight"
     weight_file.write_text("0\n")
     xds = (f"{prefix}.1", free_port(f"{prefix}.1"))
-    listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
-    admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
-    config = envoy_bootstrap(
-        node_id="envoy-1", xds=xds, listen=listen, admin=admin, route_name=LISTENER
-    )
-    path = envoy.write(config, tmp_path / "envoy.yaml")
-    envoy.validate(binary, path)
     with Supervisor(tmp_path / "logs") as sup:
         ids = {"server-1": 11, "server-2": 12, "server-canary-1": 21}
         servers = [
@@ -166,22 +169,26 @@ def canary_lab(tmp_path, lab_net):
             weight_file=weight_file,
         )
         plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        if request.param == "proxyless":
+            env = launch.client_env(f"xds:///{LISTENER}", xds, "c1", **CLIENT_ENV)
+            yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "c1"
+            return
+        listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
+        admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
+        config = envoy_bootstrap(
+            node_id="envoy-1", xds=xds, listen=listen, admin=admin, route_name=LISTENER
+        )
+        binary = procs.find_binary("envoy")
+        path = envoy.write(config, tmp_path / "envoy.yaml")
+        envoy.validate(binary, path)
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
-        env = {
-            "SERVER_ADDRESS": f"ipv4:{listen[0]}:{listen[1]}",
-            "CLIENT_ID": "c1",
-            "CONCURRENCY": "10",
-            "ROUND_INTERVAL": "0s",
-            "SUMMARY_INTERVAL": "500ms",
-            "LOG_FORMAT": "json",
-        }
-        client = stage.start_client(sup, "c1", env)
-        yield sup, weight_file, plane, client
+        env = {"SERVER_ADDRESS": f"ipv4:{listen[0]}:{listen[1]}", "CLIENT_ID": "c1", **CLIENT_ENV}
+        yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "envoy-1"
 
 
-def rds_acks(plane) -> list[dict]:
-    return launch.events(plane, stream.ACK, node="envoy-1", type="RDS")
+def rds_acks(plane, node: str) -> list[dict]:
+    return launch.events(plane, stream.ACK, node=node, type="RDS")
 
 
 def sent_after(client, t: float) -> list[clientlog.Answer]:
@@ -195,25 +202,27 @@ def sent_after(client, t: float) -> list[clientlog.Answer]:
     return out
 
 
-def shift(weight_file, plane, percent: int) -> tuple[float, float]:
-    """Write the weight; wait for Envoy's ACK of a new route. (written, acked) times."""
-    before = len(rds_acks(plane))
+def shift(weight_file, plane, node: str, percent: int) -> tuple[float, float]:
+    """Write the weight; wait for the node's ACK of a new route. (written, acked) times."""
+    before = len(rds_acks(plane, node))
     written = time.time()
     weight_file.write_text(f"{percent}\n")
-    polling.wait_until(lambda: len(rds_acks(plane)) > before, WAIT_S, "Envoy's ACK of the route")
-    return written, float(rds_acks(plane)[before]["timestamp"])
+    polling.wait_until(
+        lambda: len(rds_acks(plane, node)) > before, WAIT_S, f"{node}'s ACK of the route"
+    )
+    return written, float(rds_acks(plane, node)[before]["timestamp"])
 
 
 @pytest.mark.slow
-def test_envoy_follows_each_weight_step_and_the_rollback_without_a_failed_call(canary_lab):
-    sup, weight_file, plane, client = canary_lab
+def test_each_weight_step_and_the_rollback_hold_without_a_failed_call(canary_lab):
+    sup, weight_file, plane, client, node = canary_lab
     polling.wait_until(
         lambda: len(sent_after(client, 0.0)) >= ANSWERS_PER_STEP, WAIT_S, "answers at 0%"
     )
     assert not [a for a in sent_after(client, 0.0) if canary.is_canary(a.server_id)]
     applied: list[float] = []
     for percent in (10, 50, 100, canary.ROLLBACK):
-        written, acked = shift(weight_file, plane, percent)
+        written, acked = shift(weight_file, plane, node, percent)
         applied.append(acked - written)
         polling.wait_until(
             lambda acked=acked: len(sent_after(client, acked)) >= ANSWERS_PER_STEP,
