@@ -34,9 +34,14 @@ BLOCK = 133
 WAIT_S = 20.0
 #: Answers counted per step: enough for a 4-sigma tolerance of 6 points at 10%.
 ANSWERS_PER_STEP = 400
-#: Seconds from writing the weight file to Envoy's ACK of the new route: the file watcher
-#: notices at once (inotify) or at its safety poll (1 s), and the push takes milliseconds.
+#: Seconds from writing the weight file to the client's ACK of the new route, and to its last
+#: call under the old one: the file watcher notices at once (inotify) or at its safety poll
+#: (1 s), the push takes milliseconds.
 APPLY_BOUND_S = 3.0
+#: Seconds after the ACK before a step's calls are counted. An ACK says the client holds the
+#: new route, not that every call already uses it: Envoy's workers and gRPC's channel switch
+#: to it a moment later (measured below, and judged by the steps to 0 and 100).
+SETTLE_S = 0.5
 
 
 def free_port(host: str) -> int:
@@ -192,14 +197,16 @@ def rds_acks(plane, node: str) -> list[dict]:
 
 
 def sent_after(client, t: float) -> list[clientlog.Answer]:
-    """The client's answers to calls it sent after ``t`` (answer time minus latency)."""
+    """The client's answers to calls it sent after ``t``, each at its sending time (answer time
+    minus latency), oldest first."""
     out = []
     for e in client.snapshot():
         if clientlog.is_response(e):
             end = clientlog.parse_timestamp(e[client_events.TIMESTAMP])
-            if end - float(e.get(client_events.LATENCY_MS) or 0.0) / 1000 > t:
-                out.append(clientlog.Answer(end, str(e[client_events.SERVER_ID])))
-    return out
+            sent = end - float(e.get(client_events.LATENCY_MS) or 0.0) / 1000
+            if sent > t:
+                out.append(clientlog.Answer(sent, str(e[client_events.SERVER_ID])))
+    return sorted(out, key=lambda a: a.t)
 
 
 def shift(weight_file, plane, node: str, percent: int) -> tuple[float, float]:
@@ -221,19 +228,31 @@ def test_each_weight_step_and_the_rollback_hold_without_a_failed_call(canary_lab
     )
     assert not [a for a in sent_after(client, 0.0) if canary.is_canary(a.server_id)]
     applied: list[float] = []
+    took_effect: list[float] = []
     for percent in (10, 50, 100, canary.ROLLBACK):
         written, acked = shift(weight_file, plane, node, percent)
         applied.append(acked - written)
+        start = acked + SETTLE_S
         polling.wait_until(
-            lambda acked=acked: len(sent_after(client, acked)) >= ANSWERS_PER_STEP,
+            lambda start=start: len(sent_after(client, start)) >= ANSWERS_PER_STEP,
             WAIT_S,
             f"{ANSWERS_PER_STEP} answers at {percent}%",
         )
-        answers = sent_after(client, acked)[:ANSWERS_PER_STEP]
-        step = canary.Step(percent, written, acked, max(a.t for a in answers))
+        answers = sent_after(client, start)[:ANSWERS_PER_STEP]
+        step = canary.Step(percent, written, start, answers[-1].t)
         split = canary.split(step, answers)
         assert split.ok, split.text()
+        if percent in (0, 100):
+            # The last call that still went the old way: 100% leaves the stable servers, 0%
+            # the canary.
+            old = [
+                a.t
+                for a in sent_after(client, written)
+                if canary.is_canary(a.server_id) == (percent == 0)
+            ]
+            took_effect.append((max(old) if old else written) - written)
     assert max(applied) < APPLY_BOUND_S, applied
+    assert max(took_effect) < APPLY_BOUND_S, took_effect
     assert not launch.events(plane, stream.NACK)
     assert sup.stop(client) == 0
     (summary,) = launch.events(client, client_events.SUMMARY, final=True)
