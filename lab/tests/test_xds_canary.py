@@ -21,7 +21,7 @@ from hello_client import events as client_events
 from hellolb_lab import canary, clientlog, envoy, polling, procs, stage
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
-from hellolb_lab.xds import launch, resources, stream
+from hellolb_lab.xds import launch, resources, server, stream
 from hellolb_lab.xds.bootstrap import envoy_bootstrap
 from hellolb_lab.xds.server import ControlPlane
 
@@ -257,3 +257,12 @@ def test_each_weight_step_and_the_rollback_hold_without_a_failed_call(canary_lab
     assert sup.stop(client) == 0
     (summary,) = launch.events(client, client_events.SUMMARY, final=True)
     assert summary["errors_total_count"] == 0
+
+
+def test_a_split_of_a_listener_not_served_is_refused_at_start(tmp_path, capsys):
+    argv = ["--listen", "127.0.0.1:1", "--zone", str(tmp_path / "zone.json")]
+    argv += ["--service", f"{LISTENER}={STABLE}", "--split", f"{LISTENER}={CANARY_LISTENER}"]
+    with pytest.raises(SystemExit) as stopped:
+        server._parse_args(argv)
+    assert stopped.value.code == 2
+    assert "both must be --service listeners" in capsys.readouterr().err
