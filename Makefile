@@ -86,6 +86,10 @@ tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
 	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(LAB_ARGS)
 
+.PHONY: canary-shift
+canary-shift: ## canary scenario: send WEIGHT percent of calls (0-100) to the canary; 0 rolls back
+	bash k8s/canary/canary-weight.sh $(if $(CONTEXT),--context $(CONTEXT)) $(WEIGHT)
+
 .PHONY: k8s-check
 k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \

@@ -18,6 +18,8 @@ EXPECTED_SCENARIOS = set(catalogue.names())
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: The scenarios whose pods Linkerd meshes (the canary's route is applied by its proxies).
+MESHED = {"linkerd", "canary"}
 #: Kinds that belong to no namespace (the xds control plane's read-only access).
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 
@@ -137,6 +139,8 @@ SERVICE_CLUSTER_IP = {
     "linkerd": "ClusterIP",
     # The xds client never resolves the Service: the control plane reads its Endpoints.
     "xds": "ClusterIP",
+    # Linkerd's proxy applies the route to calls for the Service's virtual address.
+    "canary": "ClusterIP",
 }
 CLIENT_TARGET = {
     "clusterip": "dns:///server:50051",
@@ -146,6 +150,7 @@ CLIENT_TARGET = {
     "sidecar": "ipv4:127.0.0.1:15001",
     "linkerd": "dns:///server:50051",
     "xds": "xds:///server.grpc-lb-xds:50051",
+    "canary": "dns:///server:50051",
 }
 
 
@@ -198,7 +203,7 @@ def test_linkerd_injects_client_and_server_only_in_its_scenario(scenario, docs_o
     for name in ("server", "client"):
         template = doc(docs, "Deployment", name)["spec"]["template"]
         annotations = template["metadata"].get("annotations", {})
-        if scenario == "linkerd":
+        if scenario in MESHED:
             assert annotations.get("linkerd.io/inject") == "enabled", name
         else:
             assert "linkerd.io/inject" not in annotations, name
@@ -207,7 +212,7 @@ def test_linkerd_injects_client_and_server_only_in_its_scenario(scenario, docs_o
 def test_pod_security_is_restricted_except_where_linkerd_needs_net_admin(scenario, docs_of, doc):
     namespace = doc(docs_of(scenario), "Namespace", catalogue.namespace(scenario))
     labels = namespace["metadata"]["labels"]
-    expected = "privileged" if scenario == "linkerd" else "restricted"
+    expected = "privileged" if scenario in MESHED else "restricted"
     assert labels["pod-security.kubernetes.io/enforce"] == expected
 
 
@@ -301,9 +306,21 @@ def test_selectors_use_only_the_stable_name_label(scenario, docs_of):
         else:
             continue
         name = d["metadata"]["name"]
-        assert selector == {"app.kubernetes.io/name": name}
-        assert labels["app"] == name
+        if scenario == "canary" and name == "server" and d["kind"] == "Service":
+            # The route's parent selects every backend pod (components/canary).
+            assert selector == CANARY_PARENT_SELECTOR
+            continue
+        # The canary's stable backend selects the base's servers.
+        app = {"server-stable": "server"}.get(name, name)
+        assert selector == {"app.kubernetes.io/name": app}
+        assert labels["app"] == app
         assert labels["app.kubernetes.io/part-of"] == "grpc-lb-lab"
+
+
+CANARY_PARENT_SELECTOR = {
+    "app.kubernetes.io/part-of": "grpc-lb-lab",
+    "app.kubernetes.io/component": "backend",
+}
 
 
 def test_proxy_scenario_runs_one_central_envoy_behind_a_headless_service(docs_of, doc):
@@ -456,7 +473,9 @@ def test_each_pod_names_its_own_container_as_the_default(scenario, docs_of):
         name = deployment["metadata"]["name"]
         template = deployment["spec"]["template"]
         default = template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"]
-        main = {"server": "server", "client": "client", "proxy": "envoy", "xds": "xds"}[name]
+        main = {"server": "server", "client": "client", "proxy": "envoy", "xds": "xds"}.get(
+            name, {"server-canary": "server"}.get(name, name)
+        )
         assert default == main, name
         assert default in [c["name"] for c in template["spec"]["containers"]], name
 

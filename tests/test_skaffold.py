@@ -160,13 +160,14 @@ def test_synced_paths_exist_in_the_checkout(service):
     assert (ROOT / "libs" / "hellolb" / "src").is_dir()
 
 
-def test_linkerd_profile_ensures_linkerd_before_deploying():
-    hooks = activate(CONFIG, "linkerd")["deploy"]["kubectl"]["hooks"]
+@pytest.mark.parametrize("meshed", ["linkerd", "canary"])
+def test_linkerd_profile_ensures_linkerd_before_deploying(meshed):
+    hooks = activate(CONFIG, meshed)["deploy"]["kubectl"]["hooks"]
     (hook,) = hooks["before"]
     assert hook["host"]["command"] == ["bash", "k8s/linkerd/ensure-linkerd.sh"]
     assert (ROOT / "k8s" / "linkerd" / "ensure-linkerd.sh").is_file()
     for name in OVERLAYS:
-        if name != "linkerd":
+        if name not in ("linkerd", "canary"):
             assert "hooks" not in activate(CONFIG, name)["deploy"]["kubectl"]
 
 

@@ -258,7 +258,7 @@ def test_resources_are_grouped_and_ordered(tilt_up, scenario):
 @pytest.mark.parametrize("scenario", OVERLAYS)
 def test_linkerd_is_ensured_first_only_in_its_scenario(tilt_up, scenario):
     res = resources(tilt_up(scenario=scenario))
-    if scenario == "linkerd":
+    if scenario in ("linkerd", "canary"):
         assert res["linkerd"]["cmd"] == "bash k8s/linkerd/ensure-linkerd.sh"
         assert "linkerd" in res["server"]["resource_deps"]
     else:

@@ -158,7 +158,10 @@ def test_everything_a_record_names_exists():
     for scenario in catalogue.SCENARIOS:
         assert set(scenario.expected_checks) <= set(checks.CHECKS), scenario.name
         for phase in scenario.all_phases:
-            assert phase.name in timeline.PHASES, (scenario.name, phase.name)
+            # A scenario that needs a cluster never runs in the lab: its own phases may be
+            # the cluster check's only.
+            if scenario.in_lab:
+                assert phase.name in timeline.PHASES, (scenario.name, phase.name)
             if phase.on_cluster:
                 assert phase.name in e2e.PHASES, (scenario.name, phase.name)
 

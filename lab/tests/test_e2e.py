@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 import yaml
 from hellolb_lab import __main__ as cli
-from hellolb_lab import bounds, catalogue, cluster, e2e, overlay, verdict
+from hellolb_lab import bounds, canary, catalogue, cluster, e2e, overlay, verdict
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
 
 T0 = 1_900_000_000.0
+CANARY_POD = "server-canary-7d9c5-x2k4p"
 OLD = ["server-a", "server-b", "server-c"]
 NEW = ["server-d", "server-e"]
 
@@ -198,8 +200,15 @@ class FakeCluster:
         rollout_errors: int = 0,
         rollout_reached: list[str] | None = None,
         found_once_back: bool = True,
+        canary_split: Callable[[int], int] | None = None,
+        canary_errors: int = 0,
     ) -> None:
         self.scenario = scenario
+        #: (from when, the canary's percent), as the weight script sets it; a route that applies
+        #: at once gives the canary that percent of each summary's answers.
+        self.weights: list[tuple[float, int]] = [(T0, 0)]
+        self.canary_split = canary_split or (lambda percent: percent)
+        self.canary_errors = canary_errors
         self.now = T0
         self.servers = len(OLD)
         self.proxy_scaled = False
@@ -242,13 +251,31 @@ class FakeCluster:
         t = T0 + 5
         while t < self.now:
             servers = [s for start, s in self.segments if start < t][-1]
-            lines.append(summary(t, dict.fromkeys(servers, 25)))
+            by_server = dict.fromkeys(servers, 25)
+            errors = 0
+            if self.scenario == "canary":
+                by_server = self.split(t, by_server)
+                shifted = len(self.weights) > 1 and t > self.weights[1][0]
+                errors = self.canary_errors if shifted else 0
+            lines.append(summary(t, by_server, errors=errors))
             t += 5
         return "\n".join(lines)
 
+    def split(self, t: float, by_server: dict[str, int]) -> dict[str, int]:
+        """The same answers, the canary's share of them (the percent in force during the
+        summary's 5 s) going to a canary pod."""
+        percent = [p for start, p in self.weights if start <= t - 5][-1]
+        total = sum(by_server.values())
+        canary = total * self.canary_split(percent) // 100
+        stable, rest = divmod(total - canary, len(by_server))
+        split = {s: stable + (1 if i < rest else 0) for i, s in enumerate(by_server)}
+        return {**split, CANARY_POD: canary}
+
     def run(self, argv) -> str:
         args = list(argv)
-        if "restart" in args:
+        if args[:2] == ["bash", cluster.CANARY_WEIGHT_SCRIPT]:
+            self.weights.append((self.now, int(args[-1])))
+        elif "restart" in args:
             self.rolled_out_at = self.now
             self.rolled_out = self.server_names()
         elif "--for=delete" in args:
@@ -301,6 +328,8 @@ def drive(
         rollout_errors=options.pop("rollout_errors", 0),
         rollout_reached=options.pop("rollout_reached", None),
         found_once_back=found_once_back,
+        canary_split=options.pop("canary_split", None),
+        canary_errors=options.pop("canary_errors", 0),
     )
     record = catalogue.get(scenario)
     stand_in = cluster.Cluster(record.namespace, fake.run)
@@ -484,3 +513,93 @@ def test_xds_check_waits_out_the_clients_reconnection_after_a_long_outage(overla
     # Watched after the return for that bound (the log was read at the end).
     back = fake.segments[-1][0]
     assert fake.now - back >= outage["bound_s"]
+
+
+# -- the canary's weight steps
+
+
+def test_canary_check_shifts_the_weight_in_steps_then_rolls_back_with_the_script(overlay_of):
+    calls, checks = drive(overlay_of, "canary")
+    script = ["bash", cluster.CANARY_WEIGHT_SCRIPT, "--namespace", "grpc-lb-canary"]
+    shifts = [c for c in calls if c[:2] == script[:2]]
+    assert shifts == [[*script, str(p)] for p in (0, 10, 50, 100, 0)]
+    # After the scale-up, and before the servers' rollout (which runs at the rollback's 0%).
+    at = calls.index(shifts[0])
+    assert calls.index(kubectl("canary", "scale", "deployment/server", "--replicas=5")) < at
+    assert at < calls.index(kubectl("canary", "rollout", "restart", "deployment/server"))
+    expected = [c for c in catalogue.get("canary").expected_checks if c != catalogue.CRASH_LOSSLESS]
+    assert checks == dict.fromkeys(expected, True)
+
+
+def test_canary_check_waits_for_both_server_deployments_before_the_client_starts(overlay_of):
+    calls, _ = drive(overlay_of, "canary")
+    status = ["rollout", "status"]
+    canary_ready = calls.index(
+        kubectl("canary", *status, "deployment/server-canary", "--timeout=180s")
+    )
+    restart = calls.index(kubectl("canary", "delete", "pod", "-l", "app=client", "--wait=true"))
+    assert canary_ready < restart
+
+
+def test_canary_check_fails_when_the_split_follows_pod_count_not_the_weight(overlay_of):
+    """One canary pod beside three stable ones, and no route: a quarter of the calls at every
+    step (as with a plain Service)."""
+    _, checks = drive(overlay_of, "canary", canary_split=lambda percent: 25)
+    assert checks[catalogue.CANARY_SPLIT] is False
+    assert checks[catalogue.CANARY_LOSSLESS] is True
+
+
+@pytest.mark.parametrize("off_by", [10, -10])
+def test_canary_check_fails_when_one_step_is_off_by_ten_points(overlay_of, off_by):
+    """About 750 answers a step: 10 points is 5.5 standard deviations at 50%."""
+    split = lambda percent: percent + off_by if percent == 50 else percent  # noqa: E731
+    _, checks = drive(overlay_of, "canary", canary_split=split)
+    assert checks[catalogue.CANARY_SPLIT] is False
+
+
+def test_canary_check_fails_when_a_call_fails_during_the_steps(overlay_of):
+    _, checks = drive(overlay_of, "canary", canary_errors=1)
+    assert checks[catalogue.CANARY_LOSSLESS] is False
+    assert checks["no failed RPC"] is True  # the scale-up's part of the run lost nothing
+
+
+def test_canary_steps_are_counted_after_the_push_and_a_whole_summary_interval(overlay_of):
+    fake = FakeCluster("canary", True, True)
+    record = catalogue.get("canary")
+    plan = e2e.plan_check(record, overlay_of("canary"), Options())
+    run = e2e.ClusterRun(plan, cluster.Cluster(record.namespace, fake.run), fake.sleep, fake.clock)
+    e2e.run_check(run)
+    figures = run.extra[canary.CANARY]
+    assert [s["percent"] for s in figures["steps"]] == [0, 10, 50, 100, 0]
+    assert plan.summary_interval_s == 5.0  # the overlay's SUMMARY_INTERVAL
+    # Each window starts when no summary in it can hold a call made under the old weight.
+    shifts = [t for t, _ in fake.weights[1:]]
+    assert figures["seconds"] == pytest.approx(
+        5 * (bounds.CONTROL_PLANE_PUSH_S + 5.0 + record.watch.phase_s)
+    )
+    assert len(shifts) == 5
+
+
+@pytest.mark.parametrize(
+    ("percent", "canary_n", "stable_n", "ok"),
+    [
+        (0, 0, 1000, True),
+        (0, 1, 999, False),  # a weight of 0 allows no stray call
+        (100, 1000, 0, True),
+        (100, 999, 1, False),
+        (10, 100, 900, True),
+        (10, 137, 863, True),  # 3.9 standard deviations (9.5 calls each)
+        (10, 139, 861, False),  # 4.1
+        (50, 500, 500, True),
+        (10, 10, 90, True),
+        (10, 5, 45, False),  # too few answers to judge
+    ],
+)
+def test_a_step_holds_within_four_binomial_standard_deviations(percent, canary_n, stable_n, ok):
+    assert canary.Split(percent, canary_n, stable_n).ok is ok
+
+
+def test_canary_answers_are_told_apart_by_their_pod_name():
+    assert canary.is_canary(CANARY_POD)
+    assert not canary.is_canary("server-7d9c5b6f4-x2k4p")
+    assert not canary.is_canary("server-a")

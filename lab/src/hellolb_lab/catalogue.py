@@ -148,6 +148,9 @@ DIRECT_CRASH = (
 #: The xDS control plane's restart phase: what the client does while it is down, and after.
 CALLS_GO_ON = "calls go on while the control plane is down"
 FOUND_ONCE_BACK = "a server added while it is down is reached once it is back"
+#: The canary's weight steps (0, 10, 50, 100 percent, then the rollback to 0).
+CANARY_SPLIT = "each weight step splits the calls within tolerance"
+CANARY_LOSSLESS = "no failed call through the weight steps and the rollback"
 
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -270,6 +273,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         # The control plane stopped while the client runs, a server added meanwhile, and the
         # control plane started again.
         phases=(Phase("restart_control_plane"),),
+    ),
+    Scenario(
+        name="canary",
+        balancing="Linkerd's proxy splits each call between stable and canary servers by the "
+        "weights of a GRPCRoute",
+        shows="the canary's share follows the route's weight, step by step, and rolls back",
+        hops=2,
+        reach=Reach.BOUNDED,
+        bound=Bound.CONTROL_PLANE,
+        rollout=(
+            "no call fails: the stable servers are replaced as in linkerd, with the canary's "
+            "weight rolled back to 0"
+        ),
+        crash="not run: the crash is a lab phase, and the lab cannot run canary",
+        checks=(NEW_SERVER_REACHED, CANARY_SPLIT, CANARY_LOSSLESS, ALL_AFTER_ROLLOUT),
+        # The weights 0, 10, 50 and 100, then 0 again, each watched after it applies.
+        phases=(Phase("canary_steps"),),
+        needs_cluster=(
+            "canary needs a Kubernetes cluster: its weighted GRPCRoute is applied by Linkerd's "
+            "proxy, configured by the Linkerd control plane, which the lab cannot run. Use the "
+            "cluster walkthrough (make e2e SCENARIO=canary)."
+        ),
+        # Five weight steps, each: the push, a summary interval, then this window.
+        watch=ClusterWatch(phase_s=30.0),
     ),
 )
 

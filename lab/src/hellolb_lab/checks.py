@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hellolb_lab import canary
 from hellolb_lab.catalogue import (
     CALLS_GO_ON,
+    CANARY_LOSSLESS,
+    CANARY_SPLIT,
     CRASH_LOSSLESS,
     FOUND_ONCE_BACK,
     ROLLOUT_LOSSLESS,
@@ -167,6 +170,23 @@ def _found_once_back(name: str, result: Verdict, bound: float | None) -> Check |
     return Check(name, bool(reached) and not (early or never or late), detail)
 
 
+def _canary_split(name: str, result: Verdict, bound: float | None) -> Check | None:
+    figures = result.extra.get(canary.CANARY)
+    if figures is None:
+        return None
+    splits = canary.splits_of(figures)
+    detail = "; ".join(s.text() for s in splits) or "no steps"
+    return Check(name, bool(splits) and all(s.ok for s in splits), detail)
+
+
+def _canary_lossless(name: str, result: Verdict, bound: float | None) -> Check | None:
+    figures = result.extra.get(canary.CANARY)
+    if figures is None:
+        return None
+    detail = f"{figures['failed']} failed in {figures['seconds']:.0f}s"
+    return Check(name, figures["failed"] == 0, detail)
+
+
 #: Every check, by the name the catalogue's records use.
 CHECKS: dict[str, CheckFunction] = {
     "answers": _answers,
@@ -183,6 +203,8 @@ CHECKS: dict[str, CheckFunction] = {
     CRASH_LOSSLESS: _lossless("crash"),
     CALLS_GO_ON: _calls_go_on_while_down,
     FOUND_ONCE_BACK: _found_once_back,
+    CANARY_SPLIT: _canary_split,
+    CANARY_LOSSLESS: _canary_lossless,
 }
 
 

@@ -21,6 +21,8 @@ from hellolb_lab.errors import LabError
 #: k8s/components/proxy).
 CLIENT_CONTAINER = "client"
 PROXY_CONTAINER = "envoy"
+#: The canary scenario's weight script, from the repository's root (the runner's folder).
+CANARY_WEIGHT_SCRIPT = "k8s/canary/canary-weight.sh"
 #: Seconds a Deployment may take to roll out before the check gives up.
 ROLLOUT_TIMEOUT_S = 180
 #: Seconds one command may take (a first ``skaffold run`` builds two images).
@@ -129,6 +131,12 @@ class Cluster:
         return self._kubectl(
             "logs", "-l", "app=client", "-c", CLIENT_CONTAINER, "--tail=-1", "--max-log-requests=10"
         )
+
+    def canary_weight(self, percent: int) -> None:
+        """Give the canary ``percent`` of the calls, with the script a user runs."""
+        ctx = ["--context", self.context] if self.context else []
+        script = ["bash", CANARY_WEIGHT_SCRIPT, *ctx, "--namespace", self.namespace]
+        self._call([*script, str(percent)])
 
     def proxy_logs_since(self, pod: str, since: float) -> str:
         return self._kubectl("logs", pod, "-c", PROXY_CONTAINER, f"--since-time={rfc3339(since)}")

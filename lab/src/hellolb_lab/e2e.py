@@ -8,11 +8,13 @@ servers to ``--scale-to`` and keeps watching, for the times the scenario's catal
 gives. Then come the scenario's phases that run on a cluster: its own (the proxy scenario scales
 the proxy and restarts the client, watching the new proxies' access logs; the xds scenario scales
 its control plane to zero, adds a server, and scales the control plane back, reading the
-client's log once more), then a rolling restart of every server (``kubectl rollout restart
-deploy/server``, ``kubectl rollout status``, then until every old pod is gone, and the client
-watched a while longer). The client's log lines are judged by the same verdict and checks as the
-lab's, with the bound from the overlay's own settings and a cluster margin; the rollout by the
-same measurements as the lab's rollout (:mod:`hellolb_lab.disruption`).
+client's log once more; the canary scenario shifts its route's weight in steps with
+k8s/canary/canary-weight.sh and measures each step's split), then a rolling restart of every
+server (``kubectl rollout restart deploy/server``, ``kubectl rollout status``, then until every
+old pod is gone, and the client watched a while longer). The client's log lines are judged by
+the same verdict and checks as the lab's, with the bound from the overlay's own settings and a
+cluster margin; the rollout by the same measurements as the lab's rollout
+(:mod:`hellolb_lab.disruption`).
 
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
@@ -25,7 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hellolb_lab import bounds, checks, clientlog, disruption, envoy, verdict
+from hello_client.config import ClientConfig
+from hellolb.config import ConfigError
+
+from hellolb_lab import bounds, canary, checks, clientlog, disruption, envoy, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
@@ -37,6 +42,8 @@ from hellolb_lab.options import Options
 TOOLS = ("kubectl", "skaffold")
 #: The xds scenario's control-plane Deployment (k8s/components/xds).
 CONTROL_PLANE = "xds"
+#: The canary scenario's canary Deployment (k8s/components/canary).
+CANARY_SERVERS = "server-canary"
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -63,6 +70,9 @@ class CheckPlan:
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
+    #: The client's SUMMARY_INTERVAL, where a phase needs it (canary_steps): a summary counts
+    #: the calls of the interval before it.
+    summary_interval_s: float | None = None
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
@@ -83,9 +93,20 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         scale_to=options.scale_to,
         proxy_scale_to=options.proxy_scale_to,
         bound=bound,
-        ready_first=tuple(d for d in ("server", "proxy", CONTROL_PLANE) if d in ov.deployments),
+        ready_first=tuple(
+            d for d in ("server", CANARY_SERVERS, "proxy", CONTROL_PLANE) if d in ov.deployments
+        ),
         phases=phases,
+        summary_interval_s=_summary_interval(ov) if "canary_steps" in phases else None,
     )
+
+
+def _summary_interval(ov: overlays.Overlay) -> float:
+    """The client's SUMMARY_INTERVAL in the overlay, by the client's own parser."""
+    try:
+        return ClientConfig.from_env(ov.client_env).summary_interval
+    except ConfigError as error:
+        raise LabError(f"{ov.scenario}: the overlay sets {error}") from None
 
 
 def evaluate(
@@ -200,12 +221,37 @@ def restart_control_plane(run: ClusterRun) -> None:
     run.extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
 
 
+def canary_steps(run: ClusterRun) -> None:
+    """Shift the canary's weight through :data:`canary.STEPS` and back to
+    :data:`canary.ROLLBACK` with the weight script; after each shift, wait for Linkerd to push
+    the route and for the client's summaries to hold only calls made since, then watch a
+    window. Then read the client's log and measure each window's split."""
+    cluster, watch = run.cluster, run.plan.scenario.watch
+    if run.plan.summary_interval_s is None:
+        raise LabError("canary_steps: the plan holds no summary interval")
+    settle = bounds.CONTROL_PLANE_PUSH_S + run.plan.summary_interval_s
+    steps: list[canary.Step] = []
+    for percent in (*canary.STEPS, canary.ROLLBACK):
+        cluster.canary_weight(percent)
+        shifted = run.clock()
+        run.sleep(settle)
+        start = run.clock()
+        run.sleep(watch.phase_s)
+        steps.append(canary.Step(percent, shifted, start, run.clock()))
+    events = json_lines(cluster.client_logs())
+    before = clientlog.failed_rpcs(events, until=steps[0].shifted)
+    failed = clientlog.failed_rpcs(events, until=steps[-1].end) - before
+    answers = clientlog.answers_from_events(events)
+    run.extra[canary.CANARY] = canary.figures(steps, answers, failed)
+
+
 #: The phases a catalogue record may list that the check can run on a cluster, by name.
 PHASES: dict[str, Callable[[ClusterRun], None]] = {
     "scale_proxies": scale_proxies,
     "restart_client": restart_client,
     "rollout": rollout,
     "restart_control_plane": restart_control_plane,
+    "canary_steps": canary_steps,
 }
 
 

@@ -27,6 +27,8 @@ def control_plane_argv(
     *,
     lb_policy: str | None = None,
     lb_policy_file: Path | None = None,
+    splits: Iterable[str] = (),
+    weight_file: Path | None = None,
 ) -> list[str]:
     """``python -m hellolb_lab.xds ...`` for ``services`` (``LISTENER=ZONE_NAME[:PORT]``)."""
     argv = [sys.executable, "-m", "hellolb_lab.xds", "--listen", f"{listen[0]}:{listen[1]}"]
@@ -37,6 +39,10 @@ def control_plane_argv(
         argv += ["--lb-policy", lb_policy]
     if lb_policy_file is not None:
         argv += ["--lb-policy-file", str(lb_policy_file)]
+    for split in splits:
+        argv += ["--split", split]
+    if weight_file is not None:
+        argv += ["--canary-weight-file", str(weight_file)]
     return argv
 
 

@@ -7,7 +7,9 @@ and ``xds:///server.xds:50051`` asks for exactly that name. The lab maps each li
 name in its zone file (:class:`Service`), so publishing addresses for DNS also publishes them here.
 
 Each listener is an API listener (gRFC A27) whose HTTP connection manager takes its routes from
-RDS over ADS; the one route sends everything to the cluster of the same name, of type EDS over
+RDS over ADS; the one route sends everything to the cluster of the same name (or, for a service
+split with a canary (:class:`Split`), shares the calls by weight between that cluster and the
+canary's: Envoy's ``weighted_clusters``, which gRPC also honours, gRFC A28), of type EDS over
 ADS, with the configured load-balancing policy (:mod:`.policies`) and HTTP/2 to the endpoints (so
 an Envoy can use the cluster too; gRPC ignores that field). The endpoints form one locality of
 weight 1, as a single-zone cluster's would.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -97,6 +99,28 @@ def parse_service(text: str) -> Service:
     return Service(listener, normalize(zone_name), port)
 
 
+@dataclass(frozen=True)
+class Split:
+    """The calls of ``listener``'s route shared with the cluster of ``canary`` (another served
+    listener): ``percent`` of them to the canary, the rest to the listener's own cluster."""
+
+    listener: str
+    canary: str
+    percent: int = 0
+
+
+def parse_split(text: str) -> tuple[str, str]:
+    """``LISTENER=CANARY_LISTENER``, e.g. ``server.lab:50051=canary.lab:50051``."""
+    listener, sep, canary = text.partition("=")
+    names = (listener, canary)
+    if not sep or not all(_LISTENER_NAME.match(n) for n in names) or listener == canary:
+        raise ValueError(
+            f"{text!r}: expected LISTENER=CANARY_LISTENER, two different served listeners, "
+            "e.g. server.lab:50051=canary.lab:50051"
+        )
+    return listener, canary
+
+
 def _type_name(type_url: str) -> str:
     return type_url.removeprefix(_PREFIX)
 
@@ -150,8 +174,32 @@ def listener(service: Service, authority: str | None) -> listener_pb2.Listener:
     )
 
 
-def route_configuration(service: Service, authority: str | None) -> route_pb2.RouteConfiguration:
-    """Every call to the service's cluster.
+def _route_action(
+    service: Service, authority: str | None, split: Split | None
+) -> route_components_pb2.RouteAction:
+    own = resource_name(CLUSTER, authority, service.listener)
+    if split is None:
+        return route_components_pb2.RouteAction(cluster=own)
+    weights = (
+        (own, 100 - split.percent),
+        (resource_name(CLUSTER, authority, split.canary), split.percent),
+    )
+    return route_components_pb2.RouteAction(
+        weighted_clusters=route_components_pb2.WeightedCluster(
+            clusters=[
+                route_components_pb2.WeightedCluster.ClusterWeight(
+                    name=name, weight=wrappers_pb2.UInt32Value(value=weight)
+                )
+                for name, weight in weights
+            ]
+        )
+    )
+
+
+def route_configuration(
+    service: Service, authority: str | None, split: Split | None = None
+) -> route_pb2.RouteConfiguration:
+    """Every call to the service's cluster, or shared by weight with a canary's (``split``).
 
     gRPC matches the target's host (with and without the port) against the domains; the ``*``
     lets a proxy route calls whose authority is the proxy's own address. The route
@@ -160,9 +208,7 @@ def route_configuration(service: Service, authority: str | None) -> route_pb2.Ro
     """
     route = route_components_pb2.Route(
         match=route_components_pb2.RouteMatch(prefix=""),
-        route=route_components_pb2.RouteAction(
-            cluster=resource_name(CLUSTER, authority, service.listener)
-        ),
+        route=_route_action(service, authority, split),
     )
     host = route_components_pb2.VirtualHost(
         name=service.listener,
@@ -232,6 +278,8 @@ class Catalog:
     services: Mapping[str, Service]
     endpoints: Mapping[str, tuple[str, ...]]
     policy: str = policies.DEFAULT
+    #: Routes shared with a canary, by the listener whose route is split.
+    splits: Mapping[str, Split] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -239,13 +287,14 @@ class Catalog:
         services: Iterable[Service],
         zone: Mapping[str, Sequence[str]],
         policy: str = policies.DEFAULT,
+        splits: Iterable[Split] = (),
     ) -> Catalog:
         """The catalog for ``services`` with the addresses the zone holds for them now."""
         by_listener = {s.listener: s for s in services}
         endpoints = {
             s.listener: tuple(sorted(zone.get(s.zone_name, ()))) for s in by_listener.values()
         }
-        return cls(by_listener, endpoints, policy)
+        return cls(by_listener, endpoints, policy, {s.listener: s for s in splits})
 
     def find(self, type_url: str, name: str) -> Message | None:
         """The resource called ``name``, or None if there is none."""
@@ -256,7 +305,7 @@ class Catalog:
         if type_url == LISTENER:
             return listener(service, authority)
         if type_url == ROUTE:
-            return route_configuration(service, authority)
+            return route_configuration(service, authority, self.splits.get(plain))
         if type_url == CLUSTER:
             return cluster(service, authority, self.policy)
         if type_url == ENDPOINT:

@@ -2,14 +2,17 @@
 
 ``python -m hellolb_lab.xds --listen 127.0.120.1:18000 --zone FILE
 --service server.lab:50051=server.lab [--service ...] [--lb-policy round_robin]
-[--lb-policy-file FILE]``
+[--lb-policy-file FILE] [--split LISTENER=CANARY_LISTENER --canary-weight-file FILE]``
 
 Every ADS stream gets its own :class:`~.stream.AdsStream`; when the zone file changes, the
 catalog is rebuilt and every stream is offered it, so a server published for DNS reaches every
 connected client over EDS within milliseconds. A zone file that cannot be read keeps the last
 good catalog (``xds.zone_invalid``). The policy file, if given, holds one policy name and is
 watched the same way, so a test or the lab can change every Cluster's policy while clients run
-(``xds.policy``, or ``xds.policy_invalid`` keeping the current one). Everything is logged as
+(``xds.policy``, or ``xds.policy_invalid`` keeping the current one). A split sends part of a
+listener's calls to a canary listener's cluster; the weight file holds the canary's percent (0 to
+100, 0 when absent) and is watched too, so a new weight reaches every client by RDS alone
+(``xds.weight``, or ``xds.weight_invalid`` keeping the current one). Everything is logged as
 one JSON object per line (event names in :mod:`.stream`). SIGTERM or SIGINT stops the server:
 open streams are cancelled, and clients keep what they have and reconnect when a control plane
 is back.
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 import signal
 import sys
 import time
@@ -33,7 +37,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from hellolb_lab.dns import Zone
 from hellolb_lab.xds import policies
-from hellolb_lab.xds.resources import Catalog, Service, parse_service
+from hellolb_lab.xds.resources import Catalog, Service, Split, parse_service, parse_split
 from hellolb_lab.xds.stream import (
     CONNECTED,
     DISCONNECTED,
@@ -41,6 +45,8 @@ from hellolb_lab.xds.stream import (
     POLICY_INVALID,
     STARTED,
     STOPPED,
+    WEIGHT,
+    WEIGHT_INVALID,
     ZONE,
     ZONE_INVALID,
     AdsStream,
@@ -70,11 +76,17 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         policy: str,
         log: Log = print_json,
         policy_file: Path | None = None,
+        splits: Sequence[tuple[str, str]] = (),
+        weight_file: Path | None = None,
     ) -> None:
         self.zone = zone
         self.services = tuple(services)
         self.policy = policy
         self.policy_file = policy_file
+        self.splits = tuple(splits)
+        self.weight_file = weight_file
+        #: The canary's percent in every split route.
+        self.percent = 0
         self.log = log
         self.catalog = Catalog.build(self.services, {}, policy)
         self._streams: dict[int, tuple[AdsStream, asyncio.Queue[Any]]] = {}
@@ -103,15 +115,41 @@ class ControlPlane(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
         self.log({"event": POLICY, "lb_policy": name, "was": self.policy})
         self.policy = name
 
-    def reload(self) -> None:
-        """Read the zone (and the policy file); offer a changed catalog to every stream.
+    def _read_weight(self) -> None:
+        if self.weight_file is None or not self.weight_file.exists():
+            return
+        try:
+            text = self.weight_file.read_text().strip()
+        except OSError as error:
+            text = f"(unreadable: {error.strerror})"
+        percent = int(text) if re.fullmatch(r"[0-9]{1,3}", text) else -1
+        if not 0 <= percent <= 100:
+            self.log(
+                {
+                    "event": WEIGHT_INVALID,
+                    "file": str(self.weight_file),
+                    "value": text,
+                    "expected": "the canary's percent, an integer from 0 to 100",
+                    "kept": self.percent,
+                }
+            )
+            return
+        if percent != self.percent:
+            self.log({"event": WEIGHT, "canary_percent": percent, "was": self.percent})
+            self.percent = percent
 
-        A zone or policy that cannot be used changes nothing.
+    def reload(self) -> None:
+        """Read the zone (and the policy and weight files); offer a changed catalog to every
+        stream.
+
+        A zone, policy or weight that cannot be used changes nothing.
         """
         self._read_policy()
+        self._read_weight()
+        splits = [Split(listener, canary, self.percent) for listener, canary in self.splits]
         try:
             records = self.zone.read()
-            catalog = Catalog.build(self.services, records, self.policy)
+            catalog = Catalog.build(self.services, records, self.policy, splits)
         except (OSError, ValueError, TypeError, AttributeError) as error:
             self.log({"event": ZONE_INVALID, "zone": str(self.zone.path), "error": str(error)})
             return
@@ -200,12 +238,36 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=Path,
         help="a file holding a policy name that overrides --lb-policy, reread when it changes",
     )
+    parser.add_argument(
+        "--split",
+        action="append",
+        default=[],
+        type=_split_arg,
+        metavar="LISTENER=CANARY_LISTENER",
+        help="share LISTENER's calls with CANARY_LISTENER's cluster by weight; repeatable",
+    )
+    parser.add_argument(
+        "--canary-weight-file",
+        type=Path,
+        help="a file holding the canary's percent (0-100) in every split, reread when it changes",
+    )
     args = parser.parse_args(argv)
+    served = {s.listener for s in args.service}
+    for listener, canary in args.split:
+        if not {listener, canary} <= served:
+            parser.error(f"--split {listener}={canary}: both must be --service listeners")
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
         parser.error(f"--listen {args.listen!r}: expected HOST:PORT")
     args.host, args.port = host, int(port)
     return args
+
+
+def _split_arg(text: str) -> tuple[str, str]:
+    try:
+        return parse_split(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _service_arg(text: str) -> Service:
@@ -217,7 +279,15 @@ def _service_arg(text: str) -> Service:
 
 async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
     """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
-    plane = ControlPlane(Zone(args.zone), args.service, args.lb_policy, log, args.lb_policy_file)
+    plane = ControlPlane(
+        Zone(args.zone),
+        args.service,
+        args.lb_policy,
+        log,
+        args.lb_policy_file,
+        args.split,
+        args.canary_weight_file,
+    )
     # One process per address: never share the port silently (grpc.so_reuseport defaults to 1).
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(plane, server)
@@ -232,8 +302,9 @@ async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
         loop.add_signal_handler(sig, stop.set)
     plane.reload()
     watchers = [FileWatcher(args.zone, plane.reload)]
-    if args.lb_policy_file is not None:
-        watchers.append(FileWatcher(args.lb_policy_file, plane.reload))
+    for extra in (args.lb_policy_file, args.canary_weight_file):
+        if extra is not None:
+            watchers.append(FileWatcher(extra, plane.reload))
     await server.start()
     for watcher in watchers:
         watcher.start()
@@ -246,6 +317,8 @@ async def serve(args: argparse.Namespace, log: Log = print_json) -> int:
             "services": {s.listener: f"{s.zone_name}:{s.port}" for s in plane.services},
             "lb_policy": plane.policy,
             "lb_policy_file": str(args.lb_policy_file or ""),
+            "splits": {listener: canary for listener, canary in args.split},
+            "canary_percent": plane.percent,
             "inotify": watchers[0].uses_inotify,
         }
     )
