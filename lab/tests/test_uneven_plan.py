@@ -160,3 +160,34 @@ def test_figures_count_the_window_and_the_errors_before_it(lanes):
     # Latency percentiles are of the answered calls only: a fast error is no fast answer.
     assert (f.p50_ms, f.p99_ms) == (20, 30)
     assert f.answers_per_s == 3
+
+
+def fig(name, answers, p90, bad_calls, errors=0):
+    return uneven.Figures(
+        balancer=name,
+        label=name,
+        seconds=2.0,
+        calls=answers + errors,
+        answers=answers,
+        errors=errors,
+        errors_before=0,
+        bad_calls=bad_calls,
+        by_server={},
+        p50_ms=10.0,
+        p90_ms=p90,
+        p99_ms=p90,
+    )
+
+
+def test_the_table_gives_each_balancer_against_round_robin_from_the_same_run():
+    comparison = uneven.Comparison(uneven.Setup(), balancers.fault("slow", 50))
+    comparison.rows = [
+        fig("envoy_least_request", 300, 50.0, 30),
+        fig("round_robin", 100, 500.0, 33),
+    ]
+    lr, rr = uneven.table_rows(comparison)
+    assert (lr["x RR"], lr["p90 x RR"], lr["bad server's share"]) == ("3.00", "0.10", "10%")
+    assert (rr["x RR"], rr["p90 x RR"], rr["answers/s"]) == ("1.00", "1.00", "50")
+    # Without the baseline in the run there is nothing to divide by.
+    comparison.rows = comparison.rows[:1]
+    assert uneven.table_rows(comparison)[0]["x RR"] == "-"
