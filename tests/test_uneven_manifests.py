@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,18 +25,19 @@ FAULT_LABEL = "grpc-lb-lab/fault"
 SLOWDOWN = 10
 
 
-@pytest.fixture(scope="module")
-def slow_of():
-    """The rendered objects of k8s/uneven/<scenario> (rendered once)."""
-    rendered: dict[str, list[dict]] = {}
+_RENDERED: dict[str, list[dict]] = {}
 
-    def load(scenario: str, kustomize_dir) -> list[dict]:
-        if scenario not in rendered:
-            text = kustomize_dir(K8S / "uneven" / scenario)
-            rendered[scenario] = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
-        return rendered[scenario]
 
-    return load
+@pytest.fixture
+def rendered(kustomize_dir) -> dict[str, list[dict]]:
+    """The objects of every k8s/uneven/<scenario>, rendered once, side by side (each render is
+    a kubectl process that mostly waits on its own start)."""
+    if not _RENDERED:
+        with ThreadPoolExecutor(max_workers=len(OVERLAYS)) as pool:
+            texts = pool.map(lambda s: kustomize_dir(K8S / "uneven" / s), OVERLAYS)
+            for scenario, text in zip(OVERLAYS, texts, strict=True):
+                _RENDERED[scenario] = [d for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    return _RENDERED
 
 
 def literal_env(container: dict) -> dict[str, str]:
@@ -47,9 +49,9 @@ def test_one_uneven_folder_per_overlay():
 
 
 def test_it_renders_only_the_slow_deployment_in_the_scenarios_namespace(
-    scenario, slow_of, kustomize_dir, docs_of, doc
+    scenario, rendered, docs_of, doc
 ):
-    (slow,) = slow_of(scenario, kustomize_dir)
+    (slow,) = rendered[scenario]
     assert (slow["kind"], slow["metadata"]["name"]) == ("Deployment", "server-slow")
     server = doc(docs_of(scenario), "Deployment", "server")
     assert slow["metadata"]["namespace"] == server["metadata"]["namespace"]
@@ -57,9 +59,9 @@ def test_it_renders_only_the_slow_deployment_in_the_scenarios_namespace(
 
 
 def test_the_scenarios_service_selects_its_pods_and_the_server_deployment_does_not_own_them(
-    scenario, slow_of, kustomize_dir, docs_of, doc
+    scenario, rendered, docs_of, doc
 ):
-    (slow,) = slow_of(scenario, kustomize_dir)
+    (slow,) = rendered[scenario]
     docs = docs_of(scenario)
     service = doc(docs, "Service", "server")
     server = doc(docs, "Deployment", "server")
@@ -72,10 +74,8 @@ def test_the_scenarios_service_selects_its_pods_and_the_server_deployment_does_n
     assert FAULT_LABEL not in server["spec"]["template"]["metadata"]["labels"]
 
 
-def test_its_pods_are_the_scenarios_server_pods_but_for_the_fault(
-    scenario, slow_of, kustomize_dir, docs_of, doc
-):
-    (slow,) = slow_of(scenario, kustomize_dir)
+def test_its_pods_are_the_scenarios_server_pods_but_for_the_fault(scenario, rendered, docs_of, doc):
+    (slow,) = rendered[scenario]
     server = doc(docs_of(scenario), "Deployment", "server")
     template = copy.deepcopy(slow["spec"]["template"])
     template["metadata"]["labels"].pop(FAULT_LABEL)
@@ -84,8 +84,8 @@ def test_its_pods_are_the_scenarios_server_pods_but_for_the_fault(
     assert template == server["spec"]["template"]
 
 
-def test_the_slow_server_takes_ten_times_as_long_per_call(scenario, slow_of, kustomize_dir):
-    (slow,) = slow_of(scenario, kustomize_dir)
+def test_the_slow_server_takes_ten_times_as_long_per_call(scenario, rendered):
+    (slow,) = rendered[scenario]
     (container,) = [
         c for c in slow["spec"]["template"]["spec"]["containers"] if c["name"] == "server"
     ]
@@ -95,9 +95,9 @@ def test_the_slow_server_takes_ten_times_as_long_per_call(scenario, slow_of, kus
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-def test_every_slow_deployment_validates_strictly(version, slow_of, kustomize_dir, tool, tmp_path):
+def test_every_slow_deployment_validates_strictly(version, rendered, tool, tmp_path):
     path = tmp_path / "uneven.yaml"
-    path.write_text(yaml.safe_dump_all([d for s in OVERLAYS for d in slow_of(s, kustomize_dir)]))
+    path.write_text(yaml.safe_dump_all([d for s in OVERLAYS for d in rendered[s]]))
     result = subprocess.run(
         [tool("kubernetes-validate"), "--strict", "-k", version, "--quiet", str(path)],
         capture_output=True,
