@@ -18,6 +18,7 @@ against round robin from the same run; the tests assert the behaviours.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections import Counter
@@ -317,6 +318,10 @@ def run(setup: Setup, report: Callable[[str], None] = print) -> Comparison:
             sup.check_alive()  # a lane whose process died stops the run with its log
 
         poll(alive, end - time.time(), interval=0.2)
+        # All at once: each client lets its callers' calls finish (a slow one takes its
+        # time), then logs and exits; a second SIGTERM changes nothing.
+        for proc in clients:
+            proc.signal(signal.SIGTERM)
         for proc in clients:
             sup.stop(proc)
     for lane, proc in zip(lanes, clients, strict=True):
