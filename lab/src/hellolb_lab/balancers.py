@@ -196,6 +196,12 @@ def _server_cluster(config: Mapping[str, Any]) -> str:
         raise LabError(f"the proxy's Envoy config has no route to a cluster ({exc!r})") from None
 
 
+def listener_port(config: Mapping[str, Any]) -> int:
+    """The port of the Envoy config's first listener, the one clients call."""
+    listener = config["static_resources"]["listeners"][0]
+    return int(listener["address"]["socket_address"]["port_value"])
+
+
 def envoy_config(
     base: Mapping[str, Any],
     balancer: Balancer,

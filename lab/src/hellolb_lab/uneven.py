@@ -43,7 +43,6 @@ from hellolb_lab.stage import SERVER_STARTED, wait_ready
 from hellolb_lab.view import table
 
 PORT = 50051
-ADMIN_PORT = 9901
 SERVERS = 3
 #: The server that gets the fault, by its id.
 BAD = f"server-{SERVERS}"
@@ -81,15 +80,17 @@ class Setup:
             raise LabError("--measure, --callers and --work-time must be above zero")
         if self.slowdown < 1:
             raise LabError(f"--slowdown must be at least 1, got {self.slowdown:g}")
+        self.lane_net(len(balancers.chosen(self.balancers)) - 1)  # every lane has its block
         codes = [c.name for c in grpc.StatusCode if c is not grpc.StatusCode.OK]
         if self.error_code.upper() not in codes:
             raise LabError(f"--error-code {self.error_code!r}: expected one of {', '.join(codes)}")
 
     def lane_net(self, i: int) -> Net:
-        first, second, third = self.net.split(".")[:3] if self.net.count(".") == 2 else ("", "", "")
-        if not third.isdigit() or int(third) + i > 255:
-            raise LabError(f"--net {self.net!r}: need 127.X.Y with room for {i + 1} blocks")
-        return Net(f"{first}.{second}.{int(third) + i}")
+        """Lane ``i``'s block: ``net`` with its third number counted up by ``i``."""
+        _, second, third = Net(self.net).prefix.split(".")
+        if int(third) + i > 255:
+            raise LabError(f"--net {self.net!r}: no room for {i + 1} blocks after it")
+        return Net(f"127.{second}.{int(third) + i}")
 
     @property
     def bad(self) -> Fault:
@@ -110,7 +111,10 @@ class Lane:
         """Every address and port the lane binds (for the check before anything starts)."""
         used = [(s.address, PORT, False) for s in self.servers]
         if self.envoy is not None:
-            used += [(self.envoy.address, PORT, False), (self.envoy.address, ADMIN_PORT, False)]
+            used += [
+                (self.envoy.address, p, False)
+                for p in envoy.listener_ports(dict(self.envoy.config))
+            ]
         return used
 
 
@@ -151,7 +155,7 @@ def plan_lane(
         )
         proxy = EnvoyProcess("proxy-1", address, config)
     if proxy is not None:
-        target = f"ipv4:{proxy.address}:{PORT}"
+        target = f"ipv4:{proxy.address}:{balancers.listener_port(proxy.config)}"
     else:
         target = "ipv4:" + ",".join(f"{s.address}:{PORT}" for s in servers)
     env = {
