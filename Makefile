@@ -82,6 +82,20 @@ tilt-up: ## Tilt dev loop for SCENARIO (default headless)
 tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 	tilt down --delete-namespaces -- --scenario=$(SCENARIO)
 
+# The slow pod runs the image the scenario's servers run: Skaffold and Tilt
+# deploy theirs under a tag of their own, which a plain `kubectl apply -k`
+# would not name.
+.PHONY: uneven-up
+uneven-up: ## Add one 10x slower server pod (k8s/uneven/SCENARIO) behind SCENARIO's Service
+	image=$$(kubectl get deploy/server -n grpc-lb-$(SCENARIO) \
+	  -o jsonpath='{.spec.template.spec.containers[?(@.name=="server")].image}') && \
+	kubectl kustomize k8s/uneven/$(SCENARIO) \
+	  | kubectl set image --local -f - server="$$image" -o yaml | kubectl apply -f -
+
+.PHONY: uneven-down
+uneven-down: ## Remove the slow server pod from SCENARIO
+	kubectl delete -k k8s/uneven/$(SCENARIO) --ignore-not-found
+
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
 	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(LAB_ARGS)
@@ -95,7 +109,8 @@ k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Env
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
 	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
-	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py
+	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py \
+	  tests/test_uneven_manifests.py
 
 ## Lab (one machine, no cluster)
 
@@ -111,6 +126,10 @@ tour: setup ## Every scenario in a row, then a comparison table
 lab-bench: setup ## Measure balance, time to new servers and latency per scenario; xDS push time
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
 	$(RUN) python -m hellolb_lab.xds.bench --samples 10
+
+.PHONY: uneven
+uneven: setup ## One server of three slow, then failing: every balancer side by side, one table each
+	$(RUN) hellolb-lab uneven $(LAB_ARGS)
 
 .PHONY: watch
 watch: setup ## Read client logs from stdin: kubectl logs -f -l app=client -c client -n grpc-lb-X | make watch SCENARIO=X

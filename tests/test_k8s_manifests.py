@@ -370,7 +370,11 @@ def test_kind_cluster_has_one_control_plane_and_two_workers():
 @pytest.mark.parametrize("component", sorted(p.name for p in (K8S / "components").iterdir()))
 def test_every_component_is_used_by_some_overlay(component):
     used = set()
-    for path in (K8S / "overlays").glob("*/kustomization.yaml"):
+    users = [
+        *(K8S / "overlays").glob("*/kustomization.yaml"),
+        *(K8S / "uneven").glob("*/kustomization.yaml"),
+    ]
+    for path in users:
         used |= {Path(c).name for c in yaml.safe_load(path.read_text()).get("components", [])}
     assert component in used
 

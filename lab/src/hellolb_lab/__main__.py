@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline
+from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline, unevencmd
 from hellolb_lab import overlay as overlays
 from hellolb_lab.cli import add_lab_options, add_scale_options, options_from
 from hellolb_lab.cluster import Cluster, command_runner
@@ -156,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
     add_lab_options(b)
     b.set_defaults(func=cmd_bench)
     _add_e2e(sub)
+    unevencmd.add_parser(sub)
     return p
 
 
