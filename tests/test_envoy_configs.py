@@ -197,3 +197,5 @@ def test_a_draining_or_dead_server_is_dropped_before_it_stops_serving(scenario, 
     # Envoy enforces gateway-failure ejection at 0% unless told otherwise.
     assert outlier["enforcing_consecutive_gateway_failure"] == 100
     assert 0 < outlier["max_ejection_percent"] < 100
+    # A server that fails every call may still pass its health checks: the ejection must hold.
+    assert outlier["successful_active_health_check_uneject_host"] is False

@@ -82,10 +82,10 @@ def test_envoy_balancers_change_only_the_clusters_balancing(lanes, proxy_config)
     assert "outlier_detection" not in clusters["envoy_round_robin"]
     assert clusters["envoy_least_request"]["lb_policy"] == "LEAST_REQUEST"
     assert clusters["envoy_outlier_detection"]["outlier_detection"] == shipped["outlier_detection"]
-    kept = clusters["envoy_outlier_detection_kept"]["outlier_detection"]
-    assert kept == {
+    unejected = clusters["envoy_outlier_detection_unejected"]["outlier_detection"]
+    assert unejected == {
         **shipped["outlier_detection"],
-        "successful_active_health_check_uneject_host": False,
+        "successful_active_health_check_uneject_host": True,
     }
     wrr = clusters["envoy_weighted_round_robin"]
     assert "lb_policy" not in wrr

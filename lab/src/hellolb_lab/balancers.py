@@ -109,16 +109,16 @@ BALANCERS: tuple[Balancer, ...] = (
         drop=("outlier_detection",),
     ),
     # As shipped in the proxy scenario: round robin with its outlier detection, whose
-    # ejections the active health checks undo (the failing server still reports SERVING).
+    # ejections hold for base_ejection_time even while the server passes its health checks.
     Balancer("envoy_outlier_detection", "Envoy ROUND_ROBIN + outlier detection", envoy=True),
-    # The same, with an ejection kept for its whole base_ejection_time: a passing health
-    # check no longer returns the server at once (Envoy's default does).
+    # The same with Envoy's default: a passing active health check takes an ejected server
+    # back at once, and a server failing every call can still report SERVING.
     # www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/config/cluster/v3/outlier_detection.proto
     Balancer(
-        "envoy_outlier_detection_kept",
-        "Envoy ROUND_ROBIN + outlier detection, ejections kept",
+        "envoy_outlier_detection_unejected",
+        "Envoy ROUND_ROBIN + outlier detection, unejected by health checks",
         envoy=True,
-        cluster={"outlier_detection": {"successful_active_health_check_uneject_host": False}},
+        cluster={"outlier_detection": {"successful_active_health_check_uneject_host": True}},
     ),
     Balancer(
         "envoy_weighted_round_robin",
