@@ -123,6 +123,8 @@ class Stage:
         self.xds_publications: list[tuple[float, tuple[str, ...]]] = []
         #: What each phase measured beyond the answers, for the verdict (by its name).
         self.extra: dict[str, Any] = {}
+        #: When the phase after the scale-up ended and the scenario's own phases began.
+        self.after_end: float | None = None
         self._pushed: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
@@ -312,7 +314,7 @@ class Stage:
         return [e for proc in self.clients for e in proc.snapshot()]
 
     def _on_client_event(self, proc: Proc, event: dict[str, Any]) -> None:
-        if clientlog.is_response(event):
+        if clientlog.is_response(event) or clientlog.is_tick(event):
             with self._lock:
                 self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_error(event):

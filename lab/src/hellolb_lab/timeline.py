@@ -79,6 +79,7 @@ def serve(stage: Stage) -> tuple[float, float]:
     warmup(stage)
     scale_at = scale_up(stage)
     after(stage, scale_at)
+    stage.after_end = time.time()
     for name in stage.plan.phases:
         PHASES[name](stage)
     return scale_at, stage.stop_clients()
