@@ -290,9 +290,9 @@ def test_maxage_streams_move_to_every_server_at_age_plus_grace(runs):
     low, high = fig["cut_s"]
     # 3 s x 0.9 + 2 s, and 3 s x 1.1 + 2 s, each with the lab's 2 s margin
     assert (low, high) == (2.7, 7.3)
-    assert fig["moved"]
-    assert set(fig["moved"]) == {"UNAVAILABLE (max age)"}
-    assert all(low <= t <= high for t in fig["moved_lifetimes_s"])
+    assert set(fig["ended_before_phases"]) == {"UNAVAILABLE (max age)"}
+    assert fig["first_lifetimes_s"]
+    assert all(low <= t <= high for t in fig["first_lifetimes_s"])
     # reopened round the servers the client knows by then: the new ones too
     assert all(fig["opened_after_scale"].get(s) for s in NEW)
     rollout_streams(result, fig)

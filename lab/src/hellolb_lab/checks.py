@@ -229,11 +229,13 @@ def _streams_move_at_age(name: str, result: Verdict, bound: float | None) -> Che
     if fig["cut_s"] is None:
         return Check(name, False, "the servers set no maximum age and grace")
     low, high = fig["cut_s"]
-    lifetimes = fig["moved_lifetimes_s"]
-    early = [t for t in lifetimes if not low <= t <= high]
+    lifetimes = fig["first_lifetimes_s"]
+    off = [t for t in lifetimes if not low <= t <= high]
     idle = [s for s in fig["new_servers"] if not fig["opened_after_scale"].get(s)]
-    ok = set(fig["moved"]) == {MAX_AGE_END} and bool(lifetimes) and not early and not idle
-    detail = f"ended {_count(fig['moved'])}, lifetimes {min(lifetimes, default=0):g}-"
+    cut_only = set(fig["ended_before_phases"]) == {MAX_AGE_END}
+    ok = cut_only and bool(lifetimes) and not off and not idle
+    detail = f"ended {_count(fig['ended_before_phases'])}, first streams lived "
+    detail += f"{min(lifetimes, default=0):g}-"
     detail += f"{max(lifetimes, default=0):g}s (expected {low:g}-{high:g}s); "
     opened = _count(fig["opened_after_scale"])
     detail += f"no stream on: {', '.join(idle)}" if idle else f"opened again on {opened}"

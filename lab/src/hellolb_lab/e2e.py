@@ -14,6 +14,10 @@ watched a while longer). The client's log lines are judged by the same verdict a
 lab's, with the bound from the overlay's own settings and a cluster margin; the rollout by the
 same measurements as the lab's rollout (:mod:`hellolb_lab.disruption`).
 
+With ``--client-mode streams`` the check first sets the client's ``CLIENT_MODE`` (``kubectl set
+env deploy/client``) and judges the run by the stream checks instead, the lab's too
+(:mod:`hellolb_lab.streamverdict`).
+
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
 """
@@ -25,13 +29,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hellolb_lab import bounds, checks, clientlog, disruption, envoy, verdict
+from hellolb_lab import bounds, checks, clientlog, disruption, envoy, streamverdict, verdict
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
 from hellolb_lab.cluster import Cluster
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
+from hellolb_lab.plan import STREAM_MODE
 
 #: The tools the check runs.
 TOOLS = ("kubectl", "skaffold")
@@ -63,6 +68,16 @@ class CheckPlan:
     ready_first: tuple[str, ...]
     #: The scenario's phases that run on a cluster, by name.
     phases: tuple[str, ...]
+    #: The client's ``CLIENT_MODE`` for the check (``None``: the overlay's). In stream mode,
+    #: the streams the client keeps open and the seconds within which the servers' maximum
+    #: age and grace cut one (:func:`bounds.stream_cut`, with the cluster margin).
+    client_mode: str | None = None
+    stream_slots: int = 0
+    stream_cut_s: tuple[float, float] | None = None
+
+    @property
+    def streams(self) -> bool:
+        return self.stream_slots > 0
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
@@ -78,6 +93,8 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         envoy_config=ov.envoy_config,
         margin_s=bounds.CLUSTER_MARGIN_S,
     )
+    mode = options.client_mode
+    streams = (mode or ov.client_env.get("CLIENT_MODE")) == STREAM_MODE
     return CheckPlan(
         scenario=scenario,
         scale_to=options.scale_to,
@@ -85,6 +102,13 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         bound=bound,
         ready_first=tuple(d for d in ("server", "proxy", CONTROL_PLANE) if d in ov.deployments),
         phases=phases,
+        client_mode=mode,
+        stream_slots=bounds.stream_slots(scenario.name, ov.client_env) if streams else 0,
+        stream_cut_s=bounds.stream_cut(
+            scenario.name, ov.server_env, margin_s=bounds.CLUSTER_MARGIN_S
+        )
+        if streams
+        else None,
     )
 
 
@@ -99,10 +123,14 @@ def evaluate(
     reach_bound_s: float | None,
     extra: Mapping[str, Any] | None = None,
     disruptions: Mapping[str, disruption.Disruption] | None = None,
+    streams: Mapping[str, Any] | None = None,
 ) -> tuple[verdict.Verdict, list[Check]]:
     """Judge a scenario from the client's log text (all its JSON lines) around a scale-up, and
-    the phases in which servers left, measured apart."""
+    the phases in which servers left, measured apart; with ``streams`` (the stream figures of
+    a stream-mode run), by the stream checks."""
     events = json_lines(client_log)
+    if streams is not None:
+        extra = {**(extra or {}), streamverdict.STREAMS: dict(streams)}
     result = verdict.judge(
         scenario.name,
         clientlog.answers_from_events(events),
@@ -114,6 +142,8 @@ def evaluate(
         extra=extra,
         disruptions=disruptions,
     )
+    if streams is not None:
+        return result, checks.expected_streams(scenario, result)
     return result, checks.expected(scenario, result, reach_bound_s=reach_bound_s)
 
 
@@ -225,6 +255,8 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         cluster.deploy(plan.scenario.name)
     for name in plan.ready_first:
         cluster.rollout(name)
+    if plan.client_mode is not None:
+        cluster.set_client_env("CLIENT_MODE", plan.client_mode)
     # The client resolves its target once, when it starts. Deployed beside the servers it
     # may have started while only some were ready, and would balance over those alone:
     # start it afresh now that every server (and proxy) is ready.
@@ -243,6 +275,9 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
     extra = dict(run.extra)
     if run.proxy_requests:
         extra["proxy_requests"] = run.proxy_requests
+    streams = None
+    if plan.streams:
+        streams = stream_figures(run, client_log, scale_at, end, before, after)
     return evaluate(
         plan.scenario,
         client_log,
@@ -253,4 +288,31 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         reach_bound_s=plan.bound,
         extra=extra or None,
         disruptions=disruptions(run),
+        streams=streams,
+    )
+
+
+def stream_figures(
+    run: ClusterRun,
+    client_log: str,
+    scale_at: float,
+    end: float,
+    before: Sequence[str],
+    after: Sequence[str],
+) -> dict[str, Any]:
+    """The streams around the scale-up, from the log read when it was over, and in the phases
+    in which servers left, from the log as it is now (:mod:`hellolb_lab.streamverdict`)."""
+    plan = run.plan
+    first = clientlog.stream_lives(json_lines(client_log))
+    later = clientlog.stream_lives(json_lines(run.cluster.client_logs())) if run.windows else None
+    return streamverdict.figures(
+        *first,
+        scale_at=scale_at,
+        after_end=end,
+        slots=plan.stream_slots,
+        first_servers=before,
+        new_servers=sorted(set(after) - set(before)),
+        windows=run.windows,
+        cut_s=plan.stream_cut_s,
+        later=later,
     )

@@ -7,9 +7,10 @@ stream expectation (:data:`hellolb_lab.catalogue.STREAM_EXPECTATIONS`) wants. Th
 
 - **open at the scale-up** and **open after it**: streams per server at the scale-up, and where
   the scenario's own phases start (the end of the phase after the scale-up);
-- **moved**: streams that ended between those two moments, by how they ended, the lifetimes
-  of the ones opened before the scale-up (which maxage cuts at age + grace), and the streams
-  opened meanwhile, per server;
+- **moved**: streams that ended between those two moments, by how they ended, and the streams
+  opened meanwhile, per server; and every end before the scenario's phases, with the lifetimes
+  of each slot's first stream (opened as the client connected, so maxage cuts it at its
+  connection's age + grace);
 - per phase in which servers left (a rollout, a crash): stream ends by how they ended (``OK
   (drain)`` when a draining server ended it), the ends the client counted as errors, failed
   opens, where the streams are once the phase ended, the seconds each slot went without a
@@ -113,11 +114,16 @@ def figures(
     new_servers: Sequence[str],
     windows: Mapping[str, Window],
     cut_s: tuple[float, float] | None,
+    later: tuple[Sequence[StreamLife], Sequence[FailedOpen]] | None = None,
 ) -> dict[str, Any]:
     """Every stream figure of a run, JSON-ready (see the module docstring). ``slots`` is the
     streams the client keeps open (its ``CONCURRENCY``); ``cut_s`` the seconds within which
-    the server's maximum age and grace cut a stream (:func:`hellolb_lab.bounds.stream_cut`)."""
+    the server's maximum age and grace cut a stream (:func:`hellolb_lab.bounds.stream_cut`).
+    ``later`` are the streams read once the phases ran, where they come from a later read of
+    the log (on a cluster, the log of a client started again holds only its own streams)."""
+    phase_lives, phase_failed = later if later is not None else (lives, failed)
     moved = _ended_between(lives, scale_at, after_end)
+    early = _ended_between(lives, 0.0, after_end)
     return {
         "slots": slots,
         "first_servers": list(first_servers),
@@ -129,15 +135,19 @@ def figures(
             sorted(Counter(s.server_id for s in lives if scale_at <= s.opened < after_end).items())
         ),
         "moved": dict(sorted(Counter(end_label(s) for s in moved).items())),
-        "moved_lifetimes_s": sorted(
+        "ended_before_phases": dict(sorted(Counter(end_label(s) for s in early).items())),
+        # A slot's first stream opens as the client connects: its lifetime is its connection's.
+        "first_lifetimes_s": sorted(
             round(s.ended - s.opened, 3)
-            for s in moved
-            if s.ended is not None and s.opened < scale_at
+            for s in early
+            if s.ended is not None and s.reconnect_s is None
         ),
         "ends_total": dict(
             sorted(Counter(end_label(s) for s in lives if s.ended and not s.by_client).items())
         ),
-        "windows": {name: window_figures(w, lives, failed) for name, w in windows.items()},
+        "windows": {
+            name: window_figures(w, phase_lives, phase_failed) for name, w in windows.items()
+        },
     }
 
 
