@@ -83,8 +83,8 @@ tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 	tilt down --delete-namespaces -- --scenario=$(SCENARIO)
 
 .PHONY: e2e
-e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
-	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(LAB_ARGS)
+e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster (CLIENT_MODE=streams: streams)
+	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
 
 .PHONY: k8s-check
 k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs

@@ -390,7 +390,11 @@ STREAM_EXPECTATIONS: dict[str, StreamExpectation] = {
         Spread.EVERY,
         Moves.NEVER,
         None,
-        "nothing for timeouts (Linkerd sets none on streams); new servers get new streams only",
+        # linkerd.io/2/reference/timeouts: timeouts come only from annotations or a
+        # ServiceProfile; the overlay sets none.
+        "no `timeout.linkerd.io/request` (or ServiceProfile timeout) on the streaming route: "
+        "Linkerd sets none by default, and one would cut streams; new servers get new streams "
+        "only",
     ),
     "xds": StreamExpectation(
         Spread.ANY,
