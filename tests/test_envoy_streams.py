@@ -99,9 +99,10 @@ def read_ticks(target: str, seconds: float, authority: str | None = None) -> tup
     with grpc.insecure_channel(target, options=options) as channel:
         stub = hello_pb2_grpc.HelloServiceStub(channel)
         request = hello_pb2.TicksRequest(client_id="envoy-streams", stream=1, interval_ms=TICK_MS)
-        # The only deadline is the test's own bound, far beyond the time it reads.
-        call = stub.Ticks(request, timeout=seconds + MARGIN_S)
+        # Timed from before the call starts: Envoy's timer cannot start earlier. The only
+        # deadline is the test's own bound, far beyond the time it reads.
         start, ticks = time.monotonic(), 0
+        call = stub.Ticks(request, timeout=seconds + MARGIN_S)
         try:
             for _ in call:
                 ticks += 1
