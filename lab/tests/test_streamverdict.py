@@ -81,3 +81,17 @@ def test_a_phase_counts_ends_reconnects_and_the_killed_servers_streams():
     assert (w["killed_held"], w["killed_ends"], w["other_ends"]) == (1, {"INTERNAL": 1}, {})
     assert w["reconnect_s_max"] == 0.5
     assert w["open_after"] == {"c": 1}
+
+
+def test_a_slot_between_two_streams_still_counts_as_holding_one():
+    events = [
+        opened(T0, 1, "a"),
+        opened(T0, 2, "b"),
+        ended(T0 + 9.9, 1, "a", "UNAVAILABLE", details="max connection age"),
+        opened(T0 + 10.05, 3, "c", reconnect=0.15),
+    ]
+    lives, _ = clientlog.stream_lives(events)
+    assert streamverdict.open_at(lives, T0 + 10) == {"b": 1}
+    # the latest moment of the second before with the most streams open: just before the cut
+    assert streamverdict.settled_open(lives, T0 + 10) == {"a": 1, "b": 1}
+    assert streamverdict.settled_open(lives, T0 + 10.1) == {"b": 1, "c": 1}

@@ -6,15 +6,17 @@ measure them here; :mod:`hellolb_lab.checks` says whether the figures are what t
 stream expectation (:data:`hellolb_lab.catalogue.STREAM_EXPECTATIONS`) wants. The figures:
 
 - **open at the scale-up** and **open after it**: streams per server at the scale-up, and where
-  the scenario's own phases start (the end of the phase after the scale-up);
+  the scenario's own phases start (the end of the phase after the scale-up), each taken at the
+  moment of the second before it when the most were open (:func:`settled_open`);
 - **moved**: streams that ended between those two moments, by how they ended, and the streams
   opened meanwhile, per server; and every end before the scenario's phases, with the lifetimes
   of each slot's first stream (opened as the client connected, so maxage cuts it at its
   connection's age + grace);
 - per phase in which servers left (a rollout, a crash): stream ends by how they ended (``OK
   (drain)`` when a draining server ended it), the ends the client counted as errors, failed
-  opens, where the streams are once the phase ended, the seconds each slot went without a
-  stream (reconnect), and, in a crash, the status codes the killed server's streams ended with.
+  opens, where the streams are once the phase ended (settled the same way), the seconds each
+  slot went without a stream (reconnect), and, in a crash, the status codes the killed server's
+  streams ended with.
 
 A stream the client closed itself, as it stopped or restarted, is no end of a stream here.
 Times are epoch seconds. Nothing here sleeps, reads files or starts anything.
@@ -57,9 +59,31 @@ def end_label(life: StreamLife) -> str:
     return code
 
 
+#: Seconds before a moment within which a slot that was between two streams counts as
+#: holding one: the client opens the next stream at once, and it took at most 0.3 s in the
+#: lab's runs (the slowest reconnect), so a second covers it on a busy machine.
+SETTLE_S = 1.0
+
+
 def open_at(lives: Iterable[StreamLife], t: float) -> dict[str, int]:
     """Streams open at ``t``, per server."""
     return dict(sorted(Counter(s.server_id for s in lives if s.open_at(t)).items()))
+
+
+def settled_open(lives: Sequence[StreamLife], t: float) -> dict[str, int]:
+    """Streams open per server at the latest moment of the :data:`SETTLE_S` before ``t`` at
+    which the most of them were open: where servers cut streams (maxage), a slot may be
+    between two streams at ``t`` itself."""
+    # The count changes only as a stream opens or ends: look right after each open and
+    # right before each end (but the client's own, as it stops: no stream follows those).
+    moments = [t] + [s.opened for s in lives if t - SETTLE_S <= s.opened < t]
+    moments += [
+        s.ended - 1e-6
+        for s in lives
+        if s.ended is not None and not s.by_client and t - SETTLE_S < s.ended <= t
+    ]
+    counts = [(sum(open_at(lives, m).values()), m) for m in moments]
+    return open_at(lives, max(counts)[1])
 
 
 def _ended_between(lives: Iterable[StreamLife], start: float, end: float) -> list[StreamLife]:
@@ -82,7 +106,7 @@ def window_figures(
         "ends": dict(sorted(Counter(end_label(s) for s in ended).items())),
         "errors": sum(s.error for s in ended) + sum(f.error for f in opens),
         "failed_opens": dict(sorted(Counter(f.code for f in opens).items())),
-        "open_after": open_at(lives, window.end - 1e-3),
+        "open_after": settled_open(lives, window.end - 1e-3),
         "new_servers": list(window.new_servers),
         "reconnect_s_p50": _rounded(percentile(reconnects, 0.5)),
         "reconnect_s_max": _rounded(reconnects[-1] if reconnects else None),
@@ -129,8 +153,8 @@ def figures(
         "first_servers": list(first_servers),
         "new_servers": list(new_servers),
         "cut_s": None if cut_s is None else list(cut_s),
-        "open_at_scale": open_at(lives, scale_at),
-        "open_after_scale": open_at(lives, after_end),
+        "open_at_scale": settled_open(lives, scale_at),
+        "open_after_scale": settled_open(lives, after_end),
         "opened_after_scale": dict(
             sorted(Counter(s.server_id for s in lives if scale_at <= s.opened < after_end).items())
         ),
