@@ -97,8 +97,8 @@ uneven-down: ## Remove the slow server pod from SCENARIO
 	kubectl delete -k k8s/uneven/$(SCENARIO) --ignore-not-found
 
 .PHONY: e2e
-e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster
-	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(LAB_ARGS)
+e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster (CLIENT_MODE=streams: streams)
+	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
 
 .PHONY: canary-shift
 canary-shift: ## canary scenario: send WEIGHT percent of calls (0-100) to the canary; 0 rolls back

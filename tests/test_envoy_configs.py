@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hellolb.v1 import hello_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVOY_SCENARIOS = ("proxy", "sidecar")
@@ -157,10 +158,36 @@ def envoy_seconds(value: str) -> float:
     return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
 
 
-def server_route(config: dict) -> dict:
+def routes_of(config: dict) -> list[dict]:
     hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    (route,) = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    return route["route"]
+    return hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+
+
+def server_route(config: dict) -> dict:
+    """The route unary calls take (the catch-all)."""
+    return route_for(config, method_path("Hello"))
+
+
+def method_path(method: str) -> str:
+    """The HTTP/2 path of a Hello service method, from the generated code's descriptor."""
+    service = hello_pb2.DESCRIPTOR.services_by_name["HelloService"]
+    return f"/{service.full_name}/{service.methods_by_name[method].name}"
+
+
+def matches(match: dict, path: str) -> bool:
+    """Whether a route's ``match`` takes ``path``; a kind of match this reader does not know
+    fails the test rather than being skipped."""
+    assert set(match) <= {"path", "prefix"}, f"unknown route match {match}"
+    if "path" in match:
+        return match["path"] == path
+    return path.startswith(match["prefix"])
+
+
+def route_for(config: dict, path: str) -> dict:
+    """The route Envoy gives ``path``: the first that matches, in order."""
+    found = next((r for r in routes_of(config) if matches(r["match"], path)), None)
+    assert found is not None, f"no route takes {path}"
+    return found["route"]
 
 
 @pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
@@ -172,8 +199,28 @@ def test_failed_calls_are_retried_on_another_server_when_safe(scenario, docs_of,
     (predicate,) = policy["retry_host_predicate"]
     assert predicate["name"] == "envoy.retry_host_predicates.previous_hosts"
     assert policy["host_selection_retry_max_attempts"] >= 1
-    # Kept as it is until the streaming change revisits it.
-    assert route["timeout"] == "10s"
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_unary_calls_keep_a_finite_timeout(scenario, docs_of, doc):
+    route = server_route(envoy_config(docs_of, doc, scenario))
+    assert 0 < envoy_seconds(route["timeout"]) <= 30
+
+
+@pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)
+def test_no_timeout_of_envoy_cuts_a_ticks_stream(scenario, docs_of, doc):
+    config = envoy_config(docs_of, doc, scenario)
+    route = route_for(config, method_path("Ticks"))
+    # A route timeout runs for a server stream's whole life (15 s when unset): 0s turns it off.
+    assert envoy_seconds(route["timeout"]) == 0
+    # No stream duration cap either, on the route or for the whole listener.
+    limit = route.get("max_stream_duration", {}).get("max_stream_duration", "0s")
+    assert envoy_seconds(limit) == 0
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    common = hcm["typed_config"].get("common_http_protocol_options", {})
+    assert envoy_seconds(common.get("max_stream_duration", "0s")) == 0
+    # Opening a stream is retried like a unary call.
+    assert route["retry_policy"] == server_route(config)["retry_policy"]
 
 
 @pytest.mark.parametrize("scenario", ENVOY_SCENARIOS)

@@ -178,3 +178,13 @@ def test_a_scenario_that_needs_a_cluster_says_why():
 def test_an_unknown_name_is_refused_with_the_known_ones():
     with pytest.raises(LabError, match="known: clusterip, headless"):
         catalogue.get("nope")
+
+
+def test_every_scenario_says_what_it_does_to_streams():
+    assert set(catalogue.STREAM_EXPECTATIONS) == set(catalogue.names())
+    for name in catalogue.names():
+        wanted = catalogue.stream_checks(name)
+        assert set(wanted) <= set(checks.CHECKS), name
+        # every scenario either keeps its streams where they started, or moves them at age
+        stay = catalogue.STREAMS_STAY in wanted
+        assert stay != (catalogue.STREAMS_MOVE_AT_AGE in wanted), name

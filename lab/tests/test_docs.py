@@ -95,3 +95,12 @@ def test_relative_links_lead_to_files_and_headings(page):
         assert resolved.exists(), f"{target} in {page.name}"
         if anchor and resolved.is_file():
             assert anchor in anchors(resolved), f"{target} in {page.name}"
+
+
+def test_the_streams_page_states_each_scenarios_stream_expectation():
+    rows = table_rows((DOCS / "streams.md").read_text())
+    expected = [
+        [f"`{name}`", e.start.value, e.moves.value, e.crash_code or "not run", e.advice]
+        for name, e in catalogue.STREAM_EXPECTATIONS.items()
+    ]
+    assert rows == expected

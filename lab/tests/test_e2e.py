@@ -603,3 +603,119 @@ def test_canary_answers_are_told_apart_by_their_pod_name():
     assert canary.is_canary(CANARY_POD)
     assert not canary.is_canary("server-7d9c5b6f4-x2k4p")
     assert not canary.is_canary("server-a")
+
+
+# -- stream mode
+
+
+def stream_event(event: str, t: float, stream: int, server: str, **fields) -> str:
+    return json.dumps(
+        {
+            "event": event,
+            "timestamp": iso(t),
+            "client_id": "c",
+            "stream": stream,
+            "slot": stream,
+            "server_id": server,
+            **fields,
+        }
+    )
+
+
+class StreamCluster(FakeCluster):
+    """A cluster whose client keeps ``slots`` streams: opened at its start over the first
+    servers, where they stay; in a rollout, ended with ``rollout_code`` (OK from the drain by
+    default) and opened again over the new servers 10 ms later."""
+
+    def __init__(self, scenario: str, slots: int, rollout_code: str = "OK") -> None:
+        super().__init__(scenario, new_servers_reached=False, new_proxies_idle=True)
+        self.slots = slots
+        self.rollout_code = rollout_code
+
+    def client_log(self) -> str:
+        lines = [super().client_log()]
+        for n in range(1, self.slots + 1):
+            lines.append(stream_event("client.stream_opened", T0 + 1, n, OLD[n % len(OLD)]))
+        if self.rolled_out_at is not None:
+            t = self.rolled_out_at + 2
+            drain = "drain" if self.rollout_code == "OK" else ""
+            for n in range(1, self.slots + 1):
+                lines.append(
+                    stream_event(
+                        "client.stream_ended",
+                        t,
+                        n,
+                        OLD[n % len(OLD)],
+                        code=self.rollout_code,
+                        details="",
+                        end_reason=drain,
+                        ticks=5,
+                        error=self.rollout_code != "OK",
+                        by_client=False,
+                    )
+                )
+                new = ROLLED[n % self.servers]
+                lines.append(
+                    stream_event(
+                        "client.stream_opened",
+                        t + 0.01,
+                        self.slots + n,
+                        new,
+                        reconnect_seconds=0.01,
+                    )
+                )
+        return "\n".join(lines)
+
+
+def drive_streams(overlay_of, scenario: str, rollout_code: str = "OK"):
+    record = catalogue.get(scenario)
+    slots = bounds.stream_slots(scenario, overlay_of(scenario).client_env)
+    fake = StreamCluster(scenario, slots, rollout_code)
+    stand_in = cluster.Cluster(record.namespace, fake.run)
+    plan = e2e.plan_check(record, overlay_of(scenario), Options(client_mode="streams"))
+    run = e2e.ClusterRun(plan, stand_in, sleep=fake.sleep, clock=fake.clock)
+    _, checks = e2e.run_check(run)
+    return stand_in.calls, {c.name: c.ok for c in checks}
+
+
+def test_stream_mode_sets_the_clients_mode_before_it_starts_afresh(overlay_of):
+    calls, _ = drive_streams(overlay_of, "headless")
+    set_env = kubectl(
+        "headless", "set", "env", "deployment/client", "--containers=client", "CLIENT_MODE=streams"
+    )
+    restart = kubectl("headless", "delete", "pod", "-l", "app=client", "--wait=true")
+    assert calls.index(set_env) < calls.index(restart)
+    status = kubectl("headless", "rollout", "status", "deployment/client", "--timeout=180s")
+    assert calls[calls.index(set_env) + 1] == status
+
+
+def test_without_a_client_mode_the_check_leaves_the_client_as_deployed(overlay_of):
+    calls, _ = drive(overlay_of, "headless")
+    assert not [c for c in calls if "set" in c]
+
+
+@pytest.mark.parametrize("scenario", ["headless", "proxy", "sidecar", "xds"])
+def test_stream_mode_is_judged_by_the_stream_checks(overlay_of, scenario):
+    _, checks = drive_streams(overlay_of, scenario)
+    # the crash is a lab phase: its check has nothing to judge on a cluster
+    expected = [c for c in catalogue.stream_checks(scenario) if c != catalogue.STREAMS_CRASH]
+    assert list(checks) == expected
+    assert all(checks.values()), checks
+
+
+def test_stream_mode_fails_when_the_rollout_ends_streams_with_an_error(overlay_of):
+    _, checks = drive_streams(overlay_of, "proxy", rollout_code="INTERNAL")
+    assert checks[catalogue.STREAMS_DRAINED] is False
+    assert checks[catalogue.STREAMS_REOPENED] is True
+
+
+def test_stream_mode_fails_maxage_when_no_stream_is_cut_at_age_plus_grace(overlay_of):
+    _, checks = drive_streams(overlay_of, "maxage")
+    assert checks[catalogue.STREAMS_MOVE_AT_AGE] is False
+
+
+def test_stream_mode_is_refused_for_the_canary_with_the_reason(overlay_of):
+    with pytest.raises(LabError, match="a stream stays on the backend it started on"):
+        e2e.plan_check(
+            catalogue.get("canary"), overlay_of("canary"), Options(client_mode="streams")
+        )

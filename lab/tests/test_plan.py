@@ -310,3 +310,24 @@ def test_a_phase_the_timeline_lacks_is_refused_before_anything_starts(tmp_path, 
     with pytest.raises(LabError, match="no phase 'drain_a_node'"):
         timeline.run(broken, options)
     assert not list((tmp_path / "logs").glob("*.log"))
+
+
+def test_stream_mode_sets_the_clients_mode_and_waits_for_maxages_cut(overlay_of):
+    plan = plan_of("maxage", overlay_of, client_mode="streams")
+    assert plan.client(1).env["CLIENT_MODE"] == "streams"
+    assert plan.streams
+    assert plan.stream_slots == ClientConfig.from_env(plan.client_env).concurrency
+    # 10 s x 1.1 + 5 s of grace + the lab's 2 s: the phase after the scale-up lasts that long
+    assert plan.stream_cut_s == (12.0, 18.0)
+    assert plan.after_s >= plan.stream_cut_s[1]
+
+
+def test_unary_runs_have_no_stream_figures(overlay_of):
+    plan = plan_of("maxage", overlay_of)
+    assert not plan.streams
+    assert plan.stream_cut_s is None
+
+
+def test_an_unknown_client_mode_is_refused(overlay_of):
+    with pytest.raises(LabError, match="--client-mode must be one of rounds, closed_loop"):
+        plan_of("headless", overlay_of, client_mode="bursts")

@@ -13,6 +13,7 @@ take the time of the longest instead of the sum.
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from hello_client.runner import FAILED_ROUND_PAUSE
 from hellolb_lab import timeline
 from hellolb_lab.options import Net, Options
 
@@ -41,6 +42,13 @@ RUNS = {
     "headless-floor": ({"DNS_MIN_TIME_BETWEEN_RESOLUTIONS": "60s"}, 91),
     "xds": ({}, 92),
 }
+#: Stream-mode runs, side by side with the others: the server's settings for the run and the
+#: loopback block. Maxage's age and grace are shortened, so streams are cut within the run.
+STREAM_RUNS = {
+    "clusterip-streams": ({}, 131),
+    "maxage-streams": ({"MAX_CONNECTION_AGE": "3s", "MAX_CONNECTION_AGE_GRACE": "2s"}, 132),
+    "sidecar-streams": ({}, 133),
+}
 
 
 def options(name, net, tmp_path, client_env):
@@ -60,16 +68,38 @@ def options(name, net, tmp_path, client_env):
     )
 
 
+def stream_options(name, net, tmp_path, server_env):
+    """A stream-mode run: the rollout and the crash, and a re-resolution floor under the
+    shortened age, so that each age's GOAWAY looks the servers up again."""
+    client_env = {"DNS_MIN_TIME_BETWEEN_RESOLUTIONS": "1s"} if server_env else {}
+    return Options(
+        warmup=3,
+        steady=2,
+        settle=3,
+        headless_after=4,
+        net=Net(net),
+        log_dir=tmp_path / name,
+        server_env=server_env,
+        client_env=client_env,
+        client_mode="streams",
+        phases=("rollout", "crash"),
+    )
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, lab_net):
     tmp_path = tmp_path_factory.mktemp("scenarios")
-    with ThreadPoolExecutor(max_workers=len(RUNS)) as pool:
-        yield {
+    with ThreadPoolExecutor(max_workers=len(RUNS) + len(STREAM_RUNS)) as pool:
+        started = {
             name: pool.submit(
                 timeline.run, name.split("-")[0], options(name, lab_net(n), tmp_path, env)
             )
             for name, (env, n) in RUNS.items()
         }
+        for name, (env, n) in STREAM_RUNS.items():
+            plan = stream_options(name, lab_net(n), tmp_path, env)
+            started[name] = pool.submit(timeline.run, name.split("-")[0], plan)
+        yield started
 
 
 def result_of(runs: dict[str, Future], name: str, *, expected: bool = True):
@@ -213,3 +243,71 @@ def test_xds_pushes_new_servers_and_rides_out_a_control_plane_restart(runs):
     rollout = rollout_of(result, replicas=6)
     assert rollout.balance_after.balanced
     crash_of(result)
+
+
+# -- stream mode: what each scenario does to long-lived streams
+
+
+def streams_of(runs, name):
+    """The stream figures of a stream-mode run whose every stream check passed."""
+    result = result_of(runs, name)
+    assert result.checks, "a stream-mode run is judged"
+    return result, result.verdict.extra["streams"]
+
+
+def rollout_streams(result, fig):
+    """A rollout costs a reconnect, not an error: every slot holds a stream again, on the new
+    servers, soon after its stream ended."""
+    w = fig["windows"]["rollout"]
+    assert w["errors"] == 0, f"{w}\nlogs: {result.log_dir}"
+    assert sum(w["open_after"].values()) == fig["slots"]
+    assert set(w["open_after"]) <= REPLACEMENTS
+    # A slot whose open a stopping server refused waits at most 2 s before it tries again
+    # (hello_client.runner.FAILED_ROUND_PAUSE); a busy machine gets as long again.
+    assert w["reconnect_s_max"] is not None
+    assert w["reconnect_s_max"] <= 2 * FAILED_ROUND_PAUSE[1], w
+    return w
+
+
+def test_clusterip_streams_share_one_server_and_move_only_with_it(runs):
+    result, fig = streams_of(runs, "clusterip-streams")
+    assert fig["slots"] == int(result.settings["client_env"]["CONCURRENCY"])
+    ((server, held),) = fig["open_at_scale"].items()
+    assert server in OLD
+    assert held == fig["slots"]
+    assert fig["open_after_scale"] == fig["open_at_scale"]
+    assert not fig["moved"]
+    w = rollout_streams(result, fig)
+    assert set(w["ends"]) == {"OK (drain)"}
+    assert len(w["open_after"]) == 1  # one connection again, to one new server
+    crash = fig["windows"]["crash"]
+    assert crash["killed_ends"] == {"UNAVAILABLE": crash["killed_held"]}
+    assert crash["errors"] == 0
+
+
+def test_maxage_streams_move_to_every_server_at_age_plus_grace(runs):
+    result, fig = streams_of(runs, "maxage-streams")
+    low, high = fig["cut_s"]
+    # 3 s x 0.9 + 2 s, and 3 s x 1.1 + 2 s, each with the lab's 2 s margin
+    assert (low, high) == (2.7, 7.3)
+    assert set(fig["ended_before_phases"]) == {"UNAVAILABLE (max age)"}
+    assert fig["first_lifetimes_s"]
+    assert all(low <= t <= high for t in fig["first_lifetimes_s"])
+    # reopened round the servers the client knows by then: the new ones too
+    assert all(fig["opened_after_scale"].get(s) for s in NEW)
+    rollout_streams(result, fig)
+
+
+def test_sidecar_spreads_streams_keeps_them_and_a_crash_costs_errors(runs):
+    result, fig = streams_of(runs, "sidecar-streams")
+    assert set(fig["open_at_scale"]) == OLD
+    assert fig["open_after_scale"] == fig["open_at_scale"]
+    assert not fig["moved"]
+    assert not any(fig["open_after_scale"].get(s) for s in NEW)
+    w = rollout_streams(result, fig)
+    assert set(w["ends"]) == {"OK (drain)"}
+    # Envoy resets the client's stream when the server behind it dies: INTERNAL, an error.
+    crash = fig["windows"]["crash"]
+    assert crash["killed_held"] > 0
+    assert crash["killed_ends"] == {"INTERNAL": crash["killed_held"]}
+    assert crash["errors"] == crash["killed_held"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline, unevencmd
 from hellolb_lab import overlay as overlays
-from hellolb_lab.cli import add_lab_options, add_scale_options, options_from
+from hellolb_lab.cli import add_client_mode, add_lab_options, add_scale_options, options_from
 from hellolb_lab.cluster import Cluster, command_runner
 from hellolb_lab.errors import LabError
 from hellolb_lab.outcome import RunResult
@@ -134,6 +134,7 @@ def _add_e2e(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--keep", action="store_true", help="leave the scenario deployed")
     check.add_argument("--k8s", type=Path, default=None, help="the k8s/ folder (found from cwd)")
     add_scale_options(check)
+    add_client_mode(check)
     check.set_defaults(func=cmd_e2e)
 
 

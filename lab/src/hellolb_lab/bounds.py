@@ -107,3 +107,33 @@ def rejoin_bound(outage_s: float, *, margin_s: float = LAB_MARGIN_S) -> float:
     """Seconds within which a server published while the xDS control plane was down for
     ``outage_s`` answers once it is back: the client's reconnection wait, the push, the margin."""
     return round(reconnect_wait(outage_s) + XDS_PUSH_S + margin_s, 3)
+
+
+def stream_cut(
+    name: str, server_env: Mapping[str, str], *, margin_s: float = LAB_MARGIN_S
+) -> tuple[float, float] | None:
+    """Seconds after its connection opened within which a stream is cut, where the server
+    limits its connections' age and grace: from ``age x 0.9 + grace - margin`` to
+    ``age x 1.1 + grace + margin`` (gRPC's jitter). ``None`` where nothing cuts streams: no
+    maximum age, or an age with no grace (the GOAWAY alone never ends a stream)."""
+    try:
+        config = ServerConfig.from_env(server_env)
+    except ConfigError as error:
+        raise LabError(f"{name}: the overlay sets {error}") from None
+    age, grace = config.max_connection_age, config.max_connection_age_grace
+    if age is None or grace is None:
+        return None
+    low = age * (2 - MAX_AGE_JITTER) + grace - margin_s
+    return round(max(low, 0.0), 3), round(age * MAX_AGE_JITTER + grace + margin_s, 3)
+
+
+def stream_slots(name: str, client_env: Mapping[str, str]) -> int:
+    """The streams the client keeps open in stream mode (its ``CONCURRENCY``), read with the
+    client's own parser. The target is set aside: it does not change the count, and an xDS
+    target would need its bootstrap file."""
+    try:
+        return ClientConfig.from_env(
+            {**client_env, "SERVER_ADDRESS": "localhost:50051"}
+        ).concurrency
+    except ConfigError as error:
+        raise LabError(f"{name}: the client's settings: {error}") from None

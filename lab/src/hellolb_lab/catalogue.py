@@ -325,3 +325,128 @@ def get(name: str) -> Scenario:
         if scenario.name == name:
             return scenario
     raise LabError(f"unknown scenario {name!r}; known: {', '.join(names())}")
+
+
+# -- Streams: what each scenario does to long-lived streams (the client's stream mode) -------
+
+
+class Spread(enum.Enum):
+    """Where the client's streams are right after it opened them."""
+
+    #: The client's one connection, through the virtual address, reaches one server.
+    ONE = "on one server: the client's one connection"
+    #: The proxy picks a server for each stream.
+    EVERY = "over every server: the proxy picks a server per stream"
+    #: gRPC's round_robin takes each stream to the next server it is connected to; the
+    #: servers that connected first may get more.
+    ANY = "over the servers the client is connected to when it opens them"
+
+
+class Moves(enum.Enum):
+    """When a stream leaves the server it started on, other than with that server."""
+
+    NEVER = "never: a stream stays on its server, whatever servers are added"
+    #: At the connection's maximum age plus its grace, as a hard cut (UNAVAILABLE).
+    AT_AGE = "at the connection's maximum age plus its grace, cut with UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class StreamExpectation:
+    """What a scenario does to streams: where they are at start, when they move, the status a
+    stream on a killed server ends with (``None``: the scenario has no crash phase), and what
+    to set for streams in it. In every scenario a rollout ends streams with OK (the server's
+    drain) and the client opens them again on the new servers."""
+
+    start: Spread
+    moves: Moves
+    crash_code: str | None
+    advice: str
+
+
+#: The stream checks, by the names the verdict prints.
+STREAMS_HELD = "every slot holds a stream at the scale-up"
+STREAMS_ON_ONE = "streams on one server at start"
+STREAMS_SPREAD = "streams over every first server at start"
+STREAMS_STAY = "streams stay where they started after the scale-up"
+STREAMS_MOVE_AT_AGE = "streams move only at age + grace, to every server"
+STREAMS_DRAINED = "streams end with OK in the rollout"
+STREAMS_REOPENED = "streams reopened on new servers after the rollout"
+STREAMS_CRASH = "streams on the killed server end as expected and reopen"
+
+#: Checks of every scenario in stream mode, before the ones its expectation adds.
+COMMON_STREAM_CHECKS = ("answers", STREAMS_HELD)
+#: The rollout's checks, in every scenario.
+ROLLOUT_STREAM_CHECKS = (STREAMS_DRAINED, STREAMS_REOPENED)
+
+#: Envoy resets the client's stream when the server behind it dies mid-stream: grpc reads the
+#: reset as INTERNAL, which the client counts as an error.
+ENVOY_CRASH_CODE = "INTERNAL"
+#: A connection that breaks under a stream ends it with UNAVAILABLE, a reconnect.
+DIRECT_CRASH_CODE = "UNAVAILABLE"
+#: Advice for the scenarios whose Envoy carries streams.
+ENVOY_ADVICE = (
+    "a route for the streaming method with `timeout: 0s` (done in the overlays); to spread "
+    "streams over new servers, end them from the server now and then"
+)
+
+#: The expected stream behaviour of every scenario, by name.
+STREAM_EXPECTATIONS: dict[str, StreamExpectation] = {
+    "clusterip": StreamExpectation(
+        Spread.ONE,
+        Moves.NEVER,
+        DIRECT_CRASH_CODE,
+        "nothing to set, nothing to gain: every stream shares the one connection's server",
+    ),
+    "headless": StreamExpectation(
+        Spread.ANY,
+        Moves.NEVER,
+        DIRECT_CRASH_CODE,
+        "nothing for the rollout (the drain ends streams with OK); to reach new servers, a "
+        "maximum connection age and grace as in `maxage`",
+    ),
+    "maxage": StreamExpectation(
+        Spread.ANY,
+        Moves.AT_AGE,
+        DIRECT_CRASH_CODE,
+        "a grace no longer than a stream may stay put (here 5 s, 14-16 s with the age); "
+        "with no grace streams never move",
+    ),
+    "proxy": StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
+    "sidecar": StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
+    "linkerd": StreamExpectation(
+        Spread.EVERY,
+        Moves.NEVER,
+        None,
+        # linkerd.io/2/reference/timeouts: timeouts come only from annotations or a
+        # ServiceProfile; the overlay sets none.
+        "no `timeout.linkerd.io/request` (or ServiceProfile timeout) on the streaming route: "
+        "Linkerd sets none by default, and one would cut streams; new servers get new streams "
+        "only",
+    ),
+    "canary": StreamExpectation(
+        Spread.EVERY,
+        Moves.NEVER,
+        None,
+        # The route's weights choose a backend per request, and a stream is one request. Not
+        # checked: the cluster check refuses stream mode for canary (see e2e.plan_check).
+        "a weight applies to new streams only: a stream stays on the backend it started on, "
+        "so end long streams from the server now and then, or a shift (and a rollback) never "
+        "reaches them",
+    ),
+    "xds": StreamExpectation(
+        Spread.ANY,
+        Moves.NEVER,
+        DIRECT_CRASH_CODE,
+        "nothing for the rollout; a pushed server gets new streams only, so end long streams "
+        "from the server now and then",
+    ),
+}
+
+
+def stream_checks(name: str) -> tuple[str, ...]:
+    """Every check the stream-mode verdict runs for scenario ``name``, in order."""
+    expect = STREAM_EXPECTATIONS[name]
+    start = {Spread.ONE: (STREAMS_ON_ONE,), Spread.EVERY: (STREAMS_SPREAD,), Spread.ANY: ()}
+    moves = STREAMS_MOVE_AT_AGE if expect.moves is Moves.AT_AGE else STREAMS_STAY
+    crash = (STREAMS_CRASH,) if expect.crash_code is not None else ()
+    return (*COMMON_STREAM_CHECKS, *start[expect.start], moves, *ROLLOUT_STREAM_CHECKS, *crash)

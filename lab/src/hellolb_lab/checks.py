@@ -21,8 +21,19 @@ from hellolb_lab.catalogue import (
     CRASH_LOSSLESS,
     FOUND_ONCE_BACK,
     ROLLOUT_LOSSLESS,
+    STREAM_EXPECTATIONS,
+    STREAMS_CRASH,
+    STREAMS_DRAINED,
+    STREAMS_HELD,
+    STREAMS_MOVE_AT_AGE,
+    STREAMS_ON_ONE,
+    STREAMS_REOPENED,
+    STREAMS_SPREAD,
+    STREAMS_STAY,
     Scenario,
+    stream_checks,
 )
+from hellolb_lab.streamverdict import DRAIN_END, MAX_AGE_END, STREAMS
 from hellolb_lab.verdict import OUTAGE, Verdict, ratio_text
 
 
@@ -187,6 +198,118 @@ def _canary_lossless(name: str, result: Verdict, bound: float | None) -> Check |
     return Check(name, figures["failed"] == 0, detail)
 
 
+def _streams(result: Verdict) -> dict | None:
+    """The stream figures (:func:`hellolb_lab.streamverdict.figures`), in stream mode."""
+    return result.extra.get(STREAMS)
+
+
+def _count(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}: {n}" for k, n in counts.items()) or "none"
+
+
+def _streams_held(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig = _streams(result)
+    if fig is None:
+        return None
+    held = sum(fig["open_at_scale"].values())
+    return Check(name, held == fig["slots"], f"{held} of {fig['slots']} open")
+
+
+def _streams_on_one(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig = _streams(result)
+    if fig is None:
+        return None
+    return Check(name, len(fig["open_at_scale"]) == 1, _count(fig["open_at_scale"]))
+
+
+def _streams_spread(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig = _streams(result)
+    if fig is None:
+        return None
+    at = fig["open_at_scale"]
+    empty = [s for s in fig["first_servers"] if not at.get(s)]
+    return Check(name, not empty, "none on: " + ", ".join(empty) if empty else _count(at))
+
+
+def _streams_stay(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig = _streams(result)
+    if fig is None:
+        return None
+    before, after = fig["open_at_scale"], fig["open_after_scale"]
+    on_new = [s for s in fig["new_servers"] if after.get(s)]
+    ok = not fig["moved"] and before == after and not on_new
+    detail = f"before {_count(before)}; after {_count(after)}; ended {_count(fig['moved'])}"
+    return Check(name, ok, detail)
+
+
+def _streams_move_at_age(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig = _streams(result)
+    if fig is None:
+        return None
+    if fig["cut_s"] is None:
+        return Check(name, False, "the servers set no maximum age and grace")
+    low, high = fig["cut_s"]
+    lifetimes = fig["first_lifetimes_s"]
+    off = [t for t in lifetimes if not low <= t <= high]
+    idle = [s for s in fig["new_servers"] if not fig["opened_after_scale"].get(s)]
+    cut_only = set(fig["ended_before_phases"]) == {MAX_AGE_END}
+    ok = cut_only and bool(lifetimes) and not off and not idle
+    detail = f"ended {_count(fig['ended_before_phases'])}, first streams lived "
+    detail += f"{min(lifetimes, default=0):g}-"
+    detail += f"{max(lifetimes, default=0):g}s (expected {low:g}-{high:g}s); "
+    opened = _count(fig["opened_after_scale"])
+    detail += f"no stream on: {', '.join(idle)}" if idle else f"opened again on {opened}"
+    return Check(name, ok, detail)
+
+
+def _stream_window(result: Verdict, phase: str) -> dict | None:
+    fig = _streams(result)
+    return None if fig is None else fig["windows"].get(phase)
+
+
+def _chosen_ends(fig: dict) -> set[str]:
+    """The stream ends a server chooses: its drain, and where it limits its connections' age,
+    the cut at age + grace."""
+    return {DRAIN_END, MAX_AGE_END} if fig["cut_s"] is not None else {DRAIN_END}
+
+
+def _streams_drained(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig, w = _streams(result), _stream_window(result, "rollout")
+    if fig is None or w is None:
+        return None
+    ends = set(w["ends"])
+    # Where the servers cut streams at age + grace, a stream may be cut before its server
+    # drains: then a cut is as clean an end as the drain.
+    drained = DRAIN_END in ends or (fig["cut_s"] is not None and bool(ends))
+    clean = drained and ends <= _chosen_ends(fig) and w["errors"] == 0
+    return Check(name, clean, f"ends {_count(w['ends'])}; errors {w['errors']}")
+
+
+def _streams_reopened(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig, w = _streams(result), _stream_window(result, "rollout")
+    if fig is None or w is None:
+        return None
+    after = w["open_after"]
+    old = [s for s in after if s not in w["new_servers"]]
+    ok = sum(after.values()) == fig["slots"] and not old
+    detail = f"{_count(after)}; slowest reconnect {w['reconnect_s_max']}s"
+    return Check(name, ok, detail)
+
+
+def _streams_crash(name: str, result: Verdict, bound: float | None) -> Check | None:
+    fig, w = _streams(result), _stream_window(result, "crash")
+    if fig is None or w is None:
+        return None
+    code = STREAM_EXPECTATIONS[result.scenario].crash_code
+    held, ends = w["killed_held"], w["killed_ends"]
+    reopened = sum(w["open_after"].values()) == fig["slots"]
+    unexpected = set(w["other_ends"]) - _chosen_ends(fig)
+    ok = held > 0 and ends == {code: held} and not unexpected and reopened
+    detail = f"{w['killed']} held {held}, ended {_count(ends)} (expected {code}); "
+    detail += f"other ends {_count(w['other_ends'])}; after {_count(w['open_after'])}"
+    return Check(name, ok, detail)
+
+
 #: Every check, by the name the catalogue's records use.
 CHECKS: dict[str, CheckFunction] = {
     "answers": _answers,
@@ -205,6 +328,14 @@ CHECKS: dict[str, CheckFunction] = {
     FOUND_ONCE_BACK: _found_once_back,
     CANARY_SPLIT: _canary_split,
     CANARY_LOSSLESS: _canary_lossless,
+    STREAMS_HELD: _streams_held,
+    STREAMS_ON_ONE: _streams_on_one,
+    STREAMS_SPREAD: _streams_spread,
+    STREAMS_STAY: _streams_stay,
+    STREAMS_MOVE_AT_AGE: _streams_move_at_age,
+    STREAMS_DRAINED: _streams_drained,
+    STREAMS_REOPENED: _streams_reopened,
+    STREAMS_CRASH: _streams_crash,
 }
 
 
@@ -213,4 +344,12 @@ def expected(
 ) -> list[Check]:
     """The scenario's expected behaviour, checked against ``result``."""
     checks = [CHECKS[name](name, result, reach_bound_s) for name in scenario.expected_checks]
+    return [c for c in checks if c is not None]
+
+
+def expected_streams(scenario: Scenario, result: Verdict) -> list[Check]:
+    """The scenario's expected stream behaviour (its entry in
+    :data:`~hellolb_lab.catalogue.STREAM_EXPECTATIONS`), checked against a stream-mode run."""
+    names = stream_checks(scenario.name)
+    checks = [CHECKS[name](name, result, None) for name in names]
     return [c for c in checks if c is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hello_client.config import MODES as CLIENT_MODES
 from hellolb.config import parse_duration
 
 from hellolb_lab.options import Net, Options
@@ -25,6 +26,7 @@ SAME_NAME = (
     "proxy_scale_to",
     "summary_interval",
     "work_time",
+    "client_mode",
 )
 
 
@@ -63,6 +65,17 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULTS.proxy_scale_to,
         help=f"proxy replicas after the proxy scale-up ({DEFAULTS.proxy_scale_to})",
+    )
+
+
+def add_client_mode(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The client's mode, shared by the lab and the cluster check."""
+    p.add_argument(
+        "--client-mode",
+        choices=CLIENT_MODES,
+        default=DEFAULTS.client_mode,
+        help="the client's CLIENT_MODE instead of the overlay's; 'streams' keeps Ticks "
+        "streams open and judges what each phase does to them",
     )
 
 
@@ -130,6 +143,7 @@ def _add_settings(p: argparse.ArgumentParser) -> None:
         "suits a cluster)",
     )
     s.add_argument("--work-time", type=_duration, help="server WORK_TIME instead of the overlay's")
+    add_client_mode(s)
     for side in ("server", "client"):
         s.add_argument(
             f"--{side}-env",

@@ -4,12 +4,15 @@ The lab (the client's stdout), the cluster log reader (``kubectl logs ... | hell
 and the cluster check (``kubectl logs`` text) all turn client log lines into :class:`Answer`
 values here. A ``client.response`` line is one answer at its own timestamp (exact); a
 ``client.summary`` line is its ``by_server_window`` counts at the summary's timestamp (only as
-precise as ``SUMMARY_INTERVAL``). Event and field names come from the client
+precise as ``SUMMARY_INTERVAL``); in stream mode a ``client.tick`` line is one answer too. The
+streams themselves, from ``client.stream_opened`` to ``client.stream_ended``, become
+:class:`StreamLife` values. Event and field names come from the client
 (:mod:`hello_client.events`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -69,6 +72,11 @@ def is_response(event: Event) -> bool:
     return event.get("event") == client.RESPONSE and bool(event.get(client.SERVER_ID))
 
 
+def is_tick(event: Event) -> bool:
+    """A stream's tick: in stream mode, an answer of the server that holds the stream."""
+    return event.get("event") == client.TICK and bool(event.get(client.SERVER_ID))
+
+
 def is_summary(event: Event) -> bool:
     return event.get("event") == client.SUMMARY
 
@@ -80,7 +88,7 @@ def is_error(event: Event) -> bool:
 def answers_of(event: Event) -> list[Answer]:
     """The answers one response or summary line reports; none for any other line."""
     who = str(event.get(client.CLIENT_ID, ""))
-    if is_response(event):
+    if is_response(event) or is_tick(event):
         t = parse_timestamp(event[client.TIMESTAMP])
         return [Answer(t, str(event[client.SERVER_ID]), 1, who)]
     if is_summary(event):
@@ -91,12 +99,13 @@ def answers_of(event: Event) -> list[Answer]:
 
 
 def answers_from_events(events: Iterable[Event]) -> list[Answer]:
-    """Every answer in ``events``, oldest first: from the responses when there are any (exact),
-    else from the summaries."""
+    """Every answer in ``events``, oldest first: from the responses (or a stream's ticks) when
+    there are any (exact), else from the summaries."""
     responses: list[Answer] = []
     summaries: list[Answer] = []
     for event in events:
-        (responses if is_response(event) else summaries).extend(answers_of(event))
+        exact = is_response(event) or is_tick(event)
+        (responses if exact else summaries).extend(answers_of(event))
     chosen = responses or summaries
     chosen.sort(key=lambda a: a.t)
     return chosen
@@ -147,3 +156,89 @@ def calls_in_flight(events: Iterable[Event], t: float) -> int:
             if end - float(e.get(client.LATENCY_MS) or 0.0) / 1000 <= t < end:
                 count += 1
     return count
+
+
+def is_stream_opened(event: Event) -> bool:
+    return event.get("event") == client.STREAM_OPENED and client.STREAM in event
+
+
+def is_stream_ended(event: Event) -> bool:
+    return event.get("event") == client.STREAM_ENDED and client.STREAM in event
+
+
+#: ``client.stream_ended`` fields beyond the events module's constants (hello_client.streams).
+END_REASON = "end_reason"
+DETAILS = "details"
+BY_CLIENT = "by_client"
+STREAM_ERROR = "error"
+TICKS = "ticks"
+RECONNECT_SECONDS = "reconnect_seconds"
+
+
+@dataclass(frozen=True)
+class StreamLife:
+    """One stream, from its first tick (``opened``, on ``server_id``) to its end (``None``
+    while it was still open when the log was read). ``by_client``: the client closed it
+    itself, as it stopped. ``reconnect_s``: seconds its slot went without a stream before it."""
+
+    client_id: str
+    number: int
+    server_id: str
+    opened: float
+    ended: float | None = None
+    code: str | None = None
+    details: str = ""
+    end_reason: str = ""
+    by_client: bool = False
+    error: bool = False
+    reconnect_s: float | None = None
+
+    def open_at(self, t: float) -> bool:
+        return self.opened <= t and (self.ended is None or t < self.ended)
+
+
+@dataclass(frozen=True)
+class FailedOpen:
+    """A stream that ended before its first tick: a refused or failed open, at ``t``."""
+
+    t: float
+    client_id: str
+    server_id: str
+    code: str
+    error: bool
+
+
+def stream_lives(events: Iterable[Event]) -> tuple[list[StreamLife], list[FailedOpen]]:
+    """Every stream that had a tick, oldest first, and every open that got none."""
+    opened: dict[tuple[str, int], StreamLife] = {}
+    failed: list[FailedOpen] = []
+    for e in events:
+        who = str(e.get(client.CLIENT_ID, ""))
+        if is_stream_opened(e):
+            key = (who, int(e[client.STREAM]))
+            reconnect = e.get(RECONNECT_SECONDS)
+            opened[key] = StreamLife(
+                who,
+                key[1],
+                str(e.get(client.SERVER_ID, "")),
+                parse_timestamp(e[client.TIMESTAMP]),
+                reconnect_s=None if reconnect is None else float(reconnect),
+            )
+        elif is_stream_ended(e):
+            key = (who, int(e[client.STREAM]))
+            t = parse_timestamp(e[client.TIMESTAMP])
+            code, error = str(e.get(client.CODE, "")), bool(e.get(STREAM_ERROR))
+            life = opened.get(key)
+            if life is None or not e.get(TICKS, 1):
+                failed.append(FailedOpen(t, who, str(e.get(client.SERVER_ID) or ""), code, error))
+                continue
+            opened[key] = dataclasses.replace(
+                life,
+                ended=t,
+                code=code,
+                details=str(e.get(DETAILS) or ""),
+                end_reason=str(e.get(END_REASON) or ""),
+                by_client=bool(e.get(BY_CLIENT)),
+                error=error,
+            )
+    return sorted(opened.values(), key=lambda s: s.opened), sorted(failed, key=lambda f: f.t)

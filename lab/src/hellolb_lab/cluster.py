@@ -127,6 +127,14 @@ class Cluster:
         self._kubectl("delete", "pod", "-l", "app=client", "--wait=true")
         self.rollout("client")
 
+    def set_client_env(self, name: str, value: str) -> None:
+        """Set one variable of the client container (``kubectl set env``: new client pods, and
+        the Deployment keeps it until the scenario is deployed again), then wait for them."""
+        self._kubectl(
+            "set", "env", "deployment/client", f"--containers={CLIENT_CONTAINER}", f"{name}={value}"
+        )
+        self.rollout("client")
+
     def client_logs(self) -> str:
         return self._kubectl(
             "logs", "-l", "app=client", "-c", CLIENT_CONTAINER, "--tail=-1", "--max-log-requests=10"

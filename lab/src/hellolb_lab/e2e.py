@@ -16,6 +16,10 @@ the same verdict and checks as the lab's, with the bound from the overlay's own 
 cluster margin; the rollout by the same measurements as the lab's rollout
 (:mod:`hellolb_lab.disruption`).
 
+With ``--client-mode streams`` the check first sets the client's ``CLIENT_MODE`` (``kubectl set
+env deploy/client``) and judges the run by the stream checks instead, the lab's too
+(:mod:`hellolb_lab.streamverdict`).
+
 The steps are planned first (:class:`CheckPlan`) and every command goes through
 :class:`~hellolb_lab.cluster.Cluster`, so the whole check runs offline against a stand-in.
 """
@@ -30,13 +34,23 @@ from typing import Any
 from hello_client.config import ClientConfig
 from hellolb.config import ConfigError
 
-from hellolb_lab import bounds, canary, checks, clientlog, disruption, envoy, verdict
+from hellolb_lab import (
+    bounds,
+    canary,
+    checks,
+    clientlog,
+    disruption,
+    envoy,
+    streamverdict,
+    verdict,
+)
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
 from hellolb_lab.cluster import Cluster
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
+from hellolb_lab.plan import STREAM_MODE
 
 #: The tools the check runs.
 TOOLS = ("kubectl", "skaffold")
@@ -73,6 +87,16 @@ class CheckPlan:
     #: The client's SUMMARY_INTERVAL, where a phase needs it (canary_steps): a summary counts
     #: the calls of the interval before it.
     summary_interval_s: float | None = None
+    #: The client's ``CLIENT_MODE`` for the check (``None``: the overlay's). In stream mode,
+    #: the streams the client keeps open and the seconds within which the servers' maximum
+    #: age and grace cut one (:func:`bounds.stream_cut`, with the cluster margin).
+    client_mode: str | None = None
+    stream_slots: int = 0
+    stream_cut_s: tuple[float, float] | None = None
+
+    @property
+    def streams(self) -> bool:
+        return self.stream_slots > 0
 
 
 def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> CheckPlan:
@@ -88,6 +112,13 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         envoy_config=ov.envoy_config,
         margin_s=bounds.CLUSTER_MARGIN_S,
     )
+    mode = options.client_mode
+    streams = (mode or ov.client_env.get("CLIENT_MODE")) == STREAM_MODE
+    if streams and "canary_steps" in phases:
+        raise LabError(
+            f"{scenario.name}: its weight steps count the calls of each step, and a stream "
+            "stays on the backend it started on; run stream mode on linkerd, the same mesh"
+        )
     return CheckPlan(
         scenario=scenario,
         scale_to=options.scale_to,
@@ -98,6 +129,13 @@ def plan_check(scenario: Scenario, ov: overlays.Overlay, options: Options) -> Ch
         ),
         phases=phases,
         summary_interval_s=_summary_interval(ov) if "canary_steps" in phases else None,
+        client_mode=mode,
+        stream_slots=bounds.stream_slots(scenario.name, ov.client_env) if streams else 0,
+        stream_cut_s=bounds.stream_cut(
+            scenario.name, ov.server_env, margin_s=bounds.CLUSTER_MARGIN_S
+        )
+        if streams
+        else None,
     )
 
 
@@ -120,10 +158,14 @@ def evaluate(
     reach_bound_s: float | None,
     extra: Mapping[str, Any] | None = None,
     disruptions: Mapping[str, disruption.Disruption] | None = None,
+    streams: Mapping[str, Any] | None = None,
 ) -> tuple[verdict.Verdict, list[Check]]:
     """Judge a scenario from the client's log text (all its JSON lines) around a scale-up, and
-    the phases in which servers left, measured apart."""
+    the phases in which servers left, measured apart; with ``streams`` (the stream figures of
+    a stream-mode run), by the stream checks."""
     events = json_lines(client_log)
+    if streams is not None:
+        extra = {**(extra or {}), streamverdict.STREAMS: dict(streams)}
     result = verdict.judge(
         scenario.name,
         clientlog.answers_from_events(events),
@@ -135,6 +177,8 @@ def evaluate(
         extra=extra,
         disruptions=disruptions,
     )
+    if streams is not None:
+        return result, checks.expected_streams(scenario, result)
     return result, checks.expected(scenario, result, reach_bound_s=reach_bound_s)
 
 
@@ -271,6 +315,8 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         cluster.deploy(plan.scenario.name)
     for name in plan.ready_first:
         cluster.rollout(name)
+    if plan.client_mode is not None:
+        cluster.set_client_env("CLIENT_MODE", plan.client_mode)
     # The client resolves its target once, when it starts. Deployed beside the servers it
     # may have started while only some were ready, and would balance over those alone:
     # start it afresh now that every server (and proxy) is ready.
@@ -289,6 +335,9 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
     extra = dict(run.extra)
     if run.proxy_requests:
         extra["proxy_requests"] = run.proxy_requests
+    streams = None
+    if plan.streams:
+        streams = stream_figures(run, client_log, scale_at, end, before, after)
     return evaluate(
         plan.scenario,
         client_log,
@@ -299,4 +348,31 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[verdict.Verdict,
         reach_bound_s=plan.bound,
         extra=extra or None,
         disruptions=disruptions(run),
+        streams=streams,
+    )
+
+
+def stream_figures(
+    run: ClusterRun,
+    client_log: str,
+    scale_at: float,
+    end: float,
+    before: Sequence[str],
+    after: Sequence[str],
+) -> dict[str, Any]:
+    """The streams around the scale-up, from the log read when it was over, and in the phases
+    in which servers left, from the log as it is now (:mod:`hellolb_lab.streamverdict`)."""
+    plan = run.plan
+    first = clientlog.stream_lives(json_lines(client_log))
+    later = clientlog.stream_lives(json_lines(run.cluster.client_logs())) if run.windows else None
+    return streamverdict.figures(
+        *first,
+        scale_at=scale_at,
+        after_end=end,
+        slots=plan.stream_slots,
+        first_servers=before,
+        new_servers=sorted(set(after) - set(before)),
+        windows=run.windows,
+        cut_s=plan.stream_cut_s,
+        later=later,
     )

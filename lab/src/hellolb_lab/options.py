@@ -79,6 +79,9 @@ class Options:
     scale_to: int = 5
     proxy_scale_to: int = 3
     summary_interval: str = "2s"
+    #: The client's ``CLIENT_MODE`` (``None``: the overlay's): ``streams`` runs every phase
+    #: with Ticks streams instead of unary calls, judged by the stream checks.
+    client_mode: str | None = None
     work_time: str | None = None
     round_interval: str | None = None
     server_env: dict[str, str] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from typing import Any
 from hello_client import events as client
 from hello_client.stats import percentile
 
-from hellolb_lab import checks, clientlog, disruption, verdict
+from hellolb_lab import checks, clientlog, disruption, streamverdict, verdict
 from hellolb_lab.checks import Check
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
@@ -72,6 +72,8 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
         extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
     if plan.control_plane is not None:
         extra[XDS_PUSH_MS] = xds_push_ms(stage)
+    if plan.streams:
+        extra[streamverdict.STREAMS] = stream_figures(stage, events, scale_at, leaving)
     result = verdict.judge(
         plan.scenario.name,
         answers,
@@ -86,7 +88,9 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
     return RunResult(
         scenario=plan.scenario.name,
         verdict=result,
-        checks=checks.expected(plan.scenario, result, reach_bound_s=plan.bound),
+        checks=checks.expected_streams(plan.scenario, result)
+        if plan.streams
+        else checks.expected(plan.scenario, result, reach_bound_s=plan.bound),
         bound=plan.bound,
         marks=stage.marks,
         settings=plan.settings(),
@@ -94,6 +98,26 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
         proxy_requests=split,
         log_dir=str(plan.log_dir),
         picture=stage.picture,
+    )
+
+
+def stream_figures(
+    stage: Stage, events: list[dict[str, Any]], scale_at: float, leaving: float
+) -> dict[str, Any]:
+    """What the run did to the client's streams (:mod:`hellolb_lab.streamverdict`)."""
+    plan = stage.plan
+    lives, failed = clientlog.stream_lives(events)
+    first = plan.server_ids(1, plan.first_servers)
+    return streamverdict.figures(
+        lives,
+        failed,
+        scale_at=scale_at,
+        after_end=stage.after_end if stage.after_end is not None else leaving,
+        slots=plan.stream_slots,
+        first_servers=first,
+        new_servers=plan.server_ids(plan.first_servers + 1, plan.options.scale_to),
+        windows=stage.windows,
+        cut_s=plan.stream_cut_s,
     )
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hello_client.config import MODES as CLIENT_MODES
 from hello_client.xds import BOOTSTRAP_CONFIG, BOOTSTRAP_FILE, xds_settings
 from hellolb.config import ConfigError
 
@@ -38,6 +39,8 @@ from hellolb_lab.front import Front, Target
 from hellolb_lab.options import Net, Options
 from hellolb_lab.xds import launch
 
+#: The client mode whose runs the stream checks judge.
+STREAM_MODE = "streams"
 #: The kube-proxy stand-in's own port for Envoy's admin interface.
 KUBE_PROXY_ADMIN_PORT = 9901
 
@@ -113,6 +116,15 @@ class Plan:
     bound: float | None
     after_s: float
     control_plane: ControlPlane | None = None
+    #: Stream mode: the seconds within which the servers' maximum age and grace cut a stream
+    #: (:func:`bounds.stream_cut`), and the streams the client keeps open (0: not stream mode).
+    stream_cut_s: tuple[float, float] | None = None
+    stream_slots: int = 0
+
+    @property
+    def streams(self) -> bool:
+        """The client runs in stream mode: the run is judged by the stream checks."""
+        return self.stream_slots > 0
 
     @property
     def net(self) -> Net:
@@ -305,6 +317,13 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
     }
     if options.round_interval is not None:
         client_env["ROUND_INTERVAL"] = options.round_interval
+    if options.client_mode is not None:
+        if options.client_mode not in CLIENT_MODES:
+            raise LabError(
+                f"--client-mode must be one of {', '.join(CLIENT_MODES)}, "
+                f"got {options.client_mode!r}"
+            )
+        client_env["CLIENT_MODE"] = options.client_mode
     dns_refresh = _dns_refresh(ov)
     bound = bounds.reach_bound(
         scenario,
@@ -314,6 +333,11 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         dns_refresh_s=dns_refresh,
     )
     after = options.after if options.after is not None else bound
+    streams = client_env.get("CLIENT_MODE") == STREAM_MODE
+    cut = bounds.stream_cut(scenario.name, server_env) if streams else None
+    if cut is not None and options.after is None:
+        # Streams reach new servers only when the first ones are cut: wait for that.
+        after = max(after or 0.0, cut[1])
     target = front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", ""))
     server_port = int(server_env.get("PORT", "50051"))
     return Plan(
@@ -329,6 +353,8 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         bound=bound,
         after_s=after if after is not None else options.headless_after,
         control_plane=_control_plane(scenario.name, ov, target, client_env, server_port, options),
+        stream_cut_s=cut,
+        stream_slots=bounds.stream_slots(scenario.name, client_env) if streams else 0,
     )
 
 

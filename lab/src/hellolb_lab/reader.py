@@ -62,9 +62,10 @@ class Reader:
             return
         if not self.picture.start:
             self.picture.start = clientlog.parse_timestamp(event[client.TIMESTAMP])
-        if clientlog.is_response(event):
+        if clientlog.is_response(event) or clientlog.is_tick(event):
             if not self._responses:
-                # Responses are exact; drop the coarser summary counts drawn so far.
+                # Responses (or a stream's ticks) are exact; drop the coarser summary counts
+                # drawn so far.
                 self._responses = True
                 self.picture.answers.clear()
             self.picture.answers.extend(clientlog.answers_of(event))

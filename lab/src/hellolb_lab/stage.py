@@ -25,7 +25,7 @@ from typing import Any
 
 from hello_client import events as client
 
-from hellolb_lab import clientlog, dns, envoy
+from hellolb_lab import clientlog, dns, envoy, streamverdict
 from hellolb_lab.disruption import Window
 from hellolb_lab.errors import LabError
 from hellolb_lab.plan import EnvoyProcess, Plan
@@ -123,6 +123,8 @@ class Stage:
         self.xds_publications: list[tuple[float, tuple[str, ...]]] = []
         #: What each phase measured beyond the answers, for the verdict (by its name).
         self.extra: dict[str, Any] = {}
+        #: When the phase after the scale-up ended and the scenario's own phases began.
+        self.after_end: float | None = None
         self._pushed: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
@@ -281,10 +283,16 @@ class Stage:
         return poll(tick, seconds, interval=interval) is not None
 
     def busiest_server(self, seconds: float = 1.0) -> int:
-        """The server in DNS that answered the most in the last ``seconds``, by index."""
-        since = time.time() - seconds
-        with self._lock:
-            counts = Counter(a.server_id for a in self.picture.answers if a.t >= since)
+        """The server in DNS that answered the most in the last ``seconds``, by index; in
+        stream mode, the one that holds the most open streams now (a server that answered a
+        moment ago may have ended its streams since)."""
+        now = time.time()
+        if self.plan.streams:
+            lives, _ = clientlog.stream_lives(self.client_events())
+            counts = Counter(streamverdict.open_at(lives, now))
+        else:
+            with self._lock:
+                counts = Counter(a.server_id for a in self.picture.answers if a.t >= now - seconds)
         return max(self.endpoints, key=lambda i: (counts[self.plan.server(i).name], -i))
 
     def all_reached_since(self, since: float, servers: list[str]) -> float | None:
@@ -312,7 +320,7 @@ class Stage:
         return [e for proc in self.clients for e in proc.snapshot()]
 
     def _on_client_event(self, proc: Proc, event: dict[str, Any]) -> None:
-        if clientlog.is_response(event):
+        if clientlog.is_response(event) or clientlog.is_tick(event):
             with self._lock:
                 self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_error(event):

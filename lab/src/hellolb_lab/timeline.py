@@ -79,6 +79,7 @@ def serve(stage: Stage) -> tuple[float, float]:
     warmup(stage)
     scale_at = scale_up(stage)
     after(stage, scale_at)
+    stage.after_end = time.time()
     for name in stage.plan.phases:
         PHASES[name](stage)
     return scale_at, stage.stop_clients()
@@ -191,8 +192,11 @@ def crash(stage: Stage) -> None:
     i = stage.busiest_server()
     victim, name = stage.servers[i], plan.server(i).name
     victim.stopped = True
+    # Timed just before the signal: on a busy machine the client may see the server's
+    # connections break before the lab reads its clock again.
+    killed_at = time.time()
     victim.signal(signal.SIGKILL)
-    start = stage.mark(f"{name} killed (SIGKILL)")
+    start = stage.mark(f"{name} killed (SIGKILL)", killed_at)
     stage.publish_endpoints([e for e in stage.endpoints if e != i])
     victim.popen.wait(timeout=plan.options.startup_timeout)
     restarted = stage.launch_server(i, restarts=1)

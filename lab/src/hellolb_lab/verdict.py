@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from hellolb_lab.catalogue import Reach, Scenario
 from hellolb_lab.clientlog import Answer
+from hellolb_lab.streamverdict import STREAMS
+from hellolb_lab.streamverdict import describe as describe_streams
 
 if TYPE_CHECKING:
     from hellolb_lab.checks import Check
@@ -266,6 +268,8 @@ def format_verdict(scenario: Scenario, result: Verdict, checks: Iterable[Check] 
         lines.append(f"  servers per client: {per_client}")
     lines.append(f"  answers {result.answers_total}, failed RPCs {result.failed_rpcs}")
     lines.extend(d.describe() for d in result.disruptions.values())
+    if STREAMS in result.extra:
+        lines.extend(describe_streams(result.extra[STREAMS]))
     for check in checks:
         lines.append(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
     return "\n".join(lines)
