@@ -272,9 +272,11 @@ class Supervisor:
                     os.kill(proc.pid, signal.SIGKILL)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.popen.wait(timeout=5)
+        # The readers drain what is left in the pipes: together, within one shared deadline.
+        deadline = time.monotonic() + 2
         for proc in self.procs:
             if proc._reader is not None:
-                proc._reader.join(timeout=2)
+                proc._reader.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def check_alive(self) -> None:
         """Raise :class:`LabError` if a process the lab still needs has died."""
