@@ -85,12 +85,22 @@ tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 # The slow pod runs the image the scenario's servers run: Skaffold and Tilt
 # deploy theirs under a tag of their own, which a plain `kubectl apply -k`
 # would not name.
+# A running client in these scenarios never sees the slow pod: it resolves its
+# servers again only when a connection closes (grpc/grpc-java#1463,
+# grpc/grpc#12295), and clusterip's one connection stays where it is. The
+# catalogue's scenarios that never reach a new server (tests/test_uneven_target.py).
+UNEVEN_NEEDS_RESTART := clusterip headless
 .PHONY: uneven-up
 uneven-up: ## Add one 10x slower server pod (k8s/uneven/SCENARIO) behind SCENARIO's Service
 	image=$$(kubectl get deploy/server -n grpc-lb-$(SCENARIO) \
 	  -o jsonpath='{.spec.template.spec.containers[?(@.name=="server")].image}') && \
 	kubectl kustomize k8s/uneven/$(SCENARIO) \
 	  | kubectl set image --local -f - server="$$image" -o yaml | kubectl apply -f -
+	@if [[ " $(UNEVEN_NEEDS_RESTART) " == *" $(SCENARIO) "* ]]; then \
+	  echo "uneven-up: the running client of $(SCENARIO) resolves its servers only when a connection"; \
+	  echo "closes, so the slow pod gets no call until the client restarts:"; \
+	  echo "  kubectl rollout restart deploy/client -n grpc-lb-$(SCENARIO)"; \
+	fi
 
 .PHONY: uneven-down
 uneven-down: ## Remove the slow server pod from SCENARIO
