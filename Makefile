@@ -106,9 +106,14 @@ uneven-up: ## Add one 10x slower server pod (k8s/uneven/SCENARIO) behind SCENARI
 uneven-down: ## Remove the slow server pod from SCENARIO
 	kubectl delete -k k8s/uneven/$(SCENARIO) --ignore-not-found
 
+# The check, its Skaffold deploy and the Linkerd hook use the kubectl on your
+# PATH, checked first against the cluster's version; not through `uv run`, which
+# would put the .venv's kubectl (for the offline tests, newer than the node) first.
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster (CLIENT_MODE=streams: streams)
-	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
+	bash k8s/kubectl-skew.sh $(if $(CONTEXT),--context $(CONTEXT))
+	.venv/bin/hellolb-lab e2e --scenario $(SCENARIO) $(if $(CONTEXT),--context $(CONTEXT)) \
+	  $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
 
 .PHONY: canary-shift
 canary-shift: ## canary scenario: send WEIGHT percent of calls (0-100) to the canary; 0 rolls back
