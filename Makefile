@@ -120,12 +120,14 @@ canary-shift: ## canary scenario: send WEIGHT percent of calls (0-100) to the ca
 	bash k8s/canary/canary-weight.sh $(if $(CONTEXT),--context $(CONTEXT)) $(WEIGHT)
 
 .PHONY: k8s-check
-k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
+k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile, Envoy configs and CI workflows
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
 	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
 	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py \
-	  tests/test_uneven_manifests.py tests/test_crd_schemas.py
+	  tests/test_uneven_manifests.py tests/test_crd_schemas.py tests/test_workflows.py \
+	  tests/test_doc_facts.py tests/test_xds_image.py tests/test_xds_bootstrap.py \
+	  tests/test_kubectl_skew.py tests/test_uneven_target.py tests/test_envoy_deprecated.py
 
 ## Lab (one machine, no cluster)
 

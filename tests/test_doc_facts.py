@@ -23,7 +23,9 @@ _spec.loader.exec_module(facts)
 
 NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
 NUMBERS |= {"nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
-COUNTED = re.compile(r"\b(" + "|".join(NUMBERS) + r") scenarios\b([^.]*)", re.IGNORECASE)
+COUNTED = re.compile(
+    r"\b(?:all|the) (" + "|".join(NUMBERS) + r") scenarios\b([^.]*)", re.IGNORECASE
+)
 #: "Linkerd 2.19 (1.29 to 1.35)" or "2.19 (Kubernetes 1.29 to 1.35)"
 LINKERD_RANGE = re.compile(r"\b(2\.\d+) \((?:Kubernetes )?(1\.\d+) to (1\.\d+)")
 
