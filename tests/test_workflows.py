@@ -293,7 +293,7 @@ def mirror(root: Path, env: dict[str, str]) -> dict[str, Path]:
             "sha256",
         ),
         "skaffold": (
-            f"https://storage.googleapis.com/skaffold/releases/{env['SKAFFOLD_VERSION']}/skaffold-linux-amd64",
+            f"https://github.com/GoogleContainerTools/skaffold/releases/download/{env['SKAFFOLD_VERSION']}/skaffold-linux-amd64",
             "sha256",
         ),
         "linkerd": (
