@@ -46,6 +46,8 @@ PORT = 50051
 #: Loopback block of this test's servers: apart from the lab tests' 127.X.1xx blocks, and
 #: different between test sessions.
 BLOCK = f"127.{int(os.environ.get('HELLOLB_LAB_TEST_OCTET', 100 + os.getpid() % 150))}.231"
+#: Start-up waits, and each call's deadline in the Node client (5 s, far above a loopback
+#: call): bounds a busy 2-core machine keeps (the whole Node test took 12 to 39 s there).
 WAIT_S = 20.0
 
 
