@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from envoy.config.core.v3 import base_pb2 as node_pb2_module
+from google.protobuf import json_format
 from hellolb_lab import stage
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
@@ -98,7 +100,16 @@ def problems(bootstrap: Any) -> list[str]:
     if "cluster" in node and not isinstance(node["cluster"], str):
         found.append("node.cluster must be a string (java, node)")
     if "metadata" in node and not isinstance(node["metadata"], dict):
-        found.append("node.metadata must be an object (java, node)")
+        found.append("node.metadata must be an object (java; A27: a Struct)")
+    # A27: `node` is the JSON form of xDS's Node proto, without `build_version` (the client
+    # fills in its own version). Checked with the real proto (xds-protos).
+    try:
+        json_format.ParseDict(node, node_pb2_module.Node(), ignore_unknown_fields=True)
+    except json_format.ParseError as error:
+        found.append(f"node is not the JSON form of the Node proto: {error} (A27)")
+    for own in ("build_version", "user_agent_name", "user_agent_version"):
+        if own in node:
+            found.append(f"node.{own} is the client's to fill in (A27)")
     return found
 
 
@@ -142,6 +153,15 @@ def drop_server_uri(b: dict[str, Any]) -> None:
     b["xds_servers"][0].pop("server_uri")
 
 
+def own_build_version(b: dict[str, Any]) -> None:
+    b["node"]["build_version"] = "hellolb"
+
+
+def listed_metadata(b: dict[str, Any]) -> None:
+    b["node"]["locality"] = {"zone": "a", "sub_zone": "b"}
+    b["node"]["metadata"] = ["not", "a", "struct"]
+
+
 #: Each broken bootstrap, what the rules say, and whether grpc-js-xds's own parser refuses it
 #: (the others it accepts and fails on later, when it dials, or not at all).
 BROKEN = [
@@ -150,6 +170,8 @@ BROKEN = [
     (drop_id, "node.id", True),
     (tls_only, "none of", True),
     (drop_server_uri, "server_uri", True),
+    (own_build_version, "node.build_version", False),
+    (listed_metadata, "Node proto", False),
 ]
 
 
