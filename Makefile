@@ -29,6 +29,10 @@ gen: ## Generate the Python protocol code (with .pyi) from protos/
 	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 	  protos/hellolb/v1/hello.proto
 
+.PHONY: scenarios
+scenarios: setup ## Write k8s/scenarios.json (names, meshed ones) from the lab's catalogue, for the Tiltfile
+	$(RUN) python tests/scenario_file.py
+
 .PHONY: test
 test: setup ## Run the whole test suite
 	$(RUN) pytest
