@@ -114,7 +114,7 @@ k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Env
 	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
 	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py \
-	  tests/test_uneven_manifests.py
+	  tests/test_uneven_manifests.py tests/test_kind_config.py
 
 ## Lab (one machine, no cluster)
 
