@@ -65,6 +65,7 @@ class Tilt:
         self.calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._kustomize_dir = kustomize_dir
         self.entities: list[dict[str, Any]] = []
+        self.registered: set[tuple[str, str, str, str]] = set()
         self.options: dict[str, Any] = {}
         self.assembly: Any = None
         # starlark-go keeps only weak references: these must live as long as the interpreter.
@@ -123,7 +124,20 @@ class Tilt:
         # A Blob of YAML (what kustomize() returns), or a path to a file of it.
         self._record("k8s_yaml", locals())
         text = yaml if "\n" in yaml else (ROOT / yaml).read_text()
-        self.entities += [d for d in _yaml.safe_load_all(text) if isinstance(d, dict)]
+        entities = [d for d in _yaml.safe_load_all(text) if isinstance(d, dict)]
+        if not entities:
+            # k8sYaml (internal/tiltfile/k8s.go)
+            raise TiltfileError("Empty or Invalid YAML Resource Detected")
+        for e in entities:
+            # State.Append (internal/tiltfile/k8s/state.go): one object (apiVersion, kind,
+            # namespace as written, name) registered twice stops the load.
+            meta = e["metadata"]
+            ref = (e["apiVersion"], e["kind"], meta.get("namespace", ""), meta["name"])
+            if ref in self.registered and not allow_duplicates:
+                where = f" (Namespace: {ref[2]})" if ref[2] else ""
+                raise TiltfileError(f"Duplicate YAML: {ref[1]} {ref[3]}{where}")
+            self.registered.add(ref)
+        self.entities += entities
 
     def docker_build(
         self,
@@ -675,6 +689,7 @@ def minimal(*lines: str) -> str:
             "cycle detected",
         ),
         (minimal('k8s_resource("server", labels = ["-servers"])'), "not a valid label"),
+        (minimal('k8s_yaml(kustomize("k8s/overlays/headless"))'), "Duplicate YAML: Namespace"),
     ],
 )
 def test_the_stand_in_stops_the_load_where_tilt_does(kustomize_dir, source, message):
