@@ -29,6 +29,10 @@ gen: ## Generate the Python protocol code (with .pyi) from protos/
 	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 	  protos/hellolb/v1/hello.proto
 
+.PHONY: scenarios
+scenarios: setup ## Write k8s/scenarios.json (names, meshed ones) from the lab's catalogue, for the Tiltfile
+	$(RUN) python tests/scenario_file.py
+
 .PHONY: test
 test: setup ## Run the whole test suite
 	$(RUN) pytest
@@ -127,7 +131,8 @@ k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile, Envoy 
 	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py \
 	  tests/test_uneven_manifests.py tests/test_crd_schemas.py tests/test_workflows.py \
 	  tests/test_doc_facts.py tests/test_xds_image.py tests/test_xds_bootstrap.py \
-	  tests/test_kubectl_skew.py tests/test_uneven_target.py tests/test_envoy_deprecated.py
+	  tests/test_kubectl_skew.py tests/test_uneven_target.py tests/test_envoy_deprecated.py \
+	  tests/test_kind_config.py
 
 ## Lab (one machine, no cluster)
 

@@ -4,7 +4,9 @@ The route is checked against the fields Gateway API documents for GRPCRoute v1 (
 validate has no schema for it), against the Services and Deployments it names in the rendered
 overlay, and, when a Gateway API CRD bundle is at hand, against the CRD's own schema. The
 weight script runs against a stand-in ``kubectl`` that keeps the rendered route in a file and
-applies the script's JSON patch to it as the API server would (``test`` and ``replace``).
+applies the script's JSON patch to it as the API server would, by RFC 6902 (which
+``kubectl patch --type=json`` sends): ``test`` compares the value at a path (4.6), ``replace``
+needs the path to exist (4.3), and a patch whose operation fails changes nothing (5).
 """
 
 from __future__ import annotations
@@ -181,6 +183,9 @@ if "patch" in args:
                 sys.exit("The request is invalid: the server rejected our request due to an "
                          "error in our request (test failed at " + op["path"] + ")")
         elif op["op"] == "replace":
+            # RFC 6902 4.3: the target location must exist.
+            if (key not in node) if isinstance(node, dict) else not (0 <= key < len(node)):
+                sys.exit("The request is invalid: replace of a missing path " + op["path"])
             node[key] = op["value"]
         else:
             sys.exit("unexpected op " + op["op"])

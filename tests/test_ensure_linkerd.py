@@ -63,8 +63,11 @@ echo "unexpected kubectl call: $*" >&2
 exit 99
 """
 
-# Like the real CLI, `install` refuses while linkerd-config exists in its namespace and
-# `upgrade` needs the values a CLI install stored.
+# Like the real CLI, `install` refuses while linkerd-config exists in its namespace
+# (linkerd2 cli/cmd/install.go, errMsgLinkerdConfigResourceConflict, whose text this prints),
+# and `upgrade` starts from the values a CLI install stored in the linkerd-config-overrides
+# Secret (cli/cmd/upgrade.go, loadStoredValues). Without that Secret this stand-in refuses;
+# what the real CLI then does was not checked against its source.
 FAKE_LINKERD = r"""#!/usr/bin/env bash
 echo "linkerd $*" >> "$CALLS"
 ns=linkerd

@@ -94,7 +94,8 @@ class ClusterWatch:
 class Scenario:
     """One scenario. ``rollout`` and ``crash`` say, in the docs' words, what its client goes
     through when every server is replaced and when one is killed. ``needs_cluster`` is the
-    reason the lab cannot run it, if it cannot."""
+    reason the lab cannot run it, if it cannot. ``meshed``: its pods run Linkerd's proxy, so
+    the mesh is installed before it is deployed."""
 
     name: str
     balancing: str
@@ -108,6 +109,7 @@ class Scenario:
     phases: tuple[Phase, ...] = ()
     needs_cluster: str | None = None
     watch: ClusterWatch = field(default_factory=ClusterWatch)
+    meshed: bool = False
 
     @property
     def in_lab(self) -> bool:
@@ -249,6 +251,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         ),
         crash="not run: the crash is a lab phase, and the lab cannot run linkerd",
         checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        meshed=True,
         needs_cluster=(
             "linkerd needs a Kubernetes cluster: its proxy is injected and configured by the "
             "Linkerd control plane, which the lab cannot run. Use the cluster walkthrough (make "
@@ -290,6 +293,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         checks=(NEW_SERVER_REACHED, CANARY_SPLIT, CANARY_LOSSLESS, ALL_AFTER_ROLLOUT),
         # The weights 0, 10, 50 and 100, then 0 again, each watched after it applies.
         phases=(Phase("canary_steps"),),
+        meshed=True,
         needs_cluster=(
             "canary needs a Kubernetes cluster: its weighted GRPCRoute is applied by Linkerd's "
             "proxy, configured by the Linkerd control plane, which the lab cannot run. Use the "
