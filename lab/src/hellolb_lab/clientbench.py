@@ -34,10 +34,10 @@ from pathlib import Path
 import grpc
 import structlog
 from hello_client.app import wait_for_server
+from hello_client.caller import Caller
 from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
-from hello_client.retry import RpcRetry
-from hello_client.runner import Runner
+from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats, percentile
 from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
@@ -87,16 +87,15 @@ class TimedStats(Stats):
 
 async def client_loop(config: ClientConfig, channel: grpc.aio.Channel) -> Result:
     stats = TimedStats()
-    runner = Runner(
+    caller = Caller(
         config,
         hello_pb2_grpc.HelloServiceStub(channel),
         stats,
-        RpcRetry(config.rpc_retries),
         structlog.get_logger("bench"),
         clock=time.perf_counter,
     )
     started = time.perf_counter()
-    await runner.run(asyncio.Event())
+    await RoundLoop(caller).run(asyncio.Event())
     seconds = time.perf_counter() - started
     if stats.errors_total:
         raise RuntimeError(f"the client saw errors: {dict(stats.errors_total)}")
