@@ -69,7 +69,8 @@ class Caller:
         self.config = config
         self.stub = stub
         self.stats = stats
-        self.log = log
+        # Resolved once: structlog's lazy proxy would look its logger up again for every line.
+        self.log = log.bind()
         self.retry = retry or RpcRetry(config.rpc_retries)
         self.clock = clock
         #: The number of the latest call (or stream): each gets the next one.
