@@ -293,8 +293,8 @@ def report(results: list[dict[str, Result]], rounds: int, concurrency: int) -> N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=100, help="rounds per loop and repeat")
-    parser.add_argument("--repeats", type=int, default=12, help="runs of every loop")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds per loop and repeat")
+    parser.add_argument("--repeats", type=int, default=30, help="runs of every loop")
     parser.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args(argv)
 
