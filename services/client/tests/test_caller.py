@@ -18,6 +18,10 @@ from hello_client.stats import Stats
 from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2_grpc
 
+#: Bounds on waits only (never a measured figure): a server process takes up to 15 s to start
+#: on a 2-core machine with a load of 40, and a call as long.
+STARTUP = 60
+
 
 def test_the_pause_doubles_up_to_its_last_value_and_starts_again_after_a_success():
     backoff = Backoff()
@@ -93,8 +97,8 @@ def test_an_error_answer_is_counted_by_code_and_logged_not_raised(spawn, port, l
         FAULT_ERROR_RATE="1",
         FAULT_ERROR_CODE="INTERNAL",
     )
-    server.wait_event("server.started", timeout=15)
-    config = ClientConfig.from_env({"SERVER_ADDRESS": f"127.0.0.1:{port}", "RPC_TIMEOUT": "10s"})
+    server.wait_event("server.started", timeout=STARTUP)
+    config = ClientConfig.from_env({"SERVER_ADDRESS": f"127.0.0.1:{port}", "RPC_TIMEOUT": "60s"})
     answered, caller = asyncio.run(call_once(config, 7))
     assert answered is False
     assert caller.stats.errors_total == {"INTERNAL": 1}
@@ -106,21 +110,26 @@ def test_an_error_answer_is_counted_by_code_and_logged_not_raised(spawn, port, l
 @pytest.mark.slow
 def test_no_server_is_unavailable_after_the_retries_within_the_deadline(port, log_lines):
     config = ClientConfig.from_env(
-        {"SERVER_ADDRESS": f"127.0.0.1:{port}", "RPC_RETRIES": "2", "RPC_TIMEOUT": "5s"}
+        {"SERVER_ADDRESS": f"127.0.0.1:{port}", "RPC_RETRIES": "2", "RPC_TIMEOUT": "60s"}
     )
     answered, caller = asyncio.run(call_once(config, 1))
     assert answered is False
     assert caller.stats.errors_total == {"UNAVAILABLE": 1}
     (error,) = [e for e in log_lines.take() if e["event"] == events.ERROR]
+    # Out of retries, not out of time: the deadline would have been DEADLINE_EXCEEDED.
     assert error["server_id"] is None
-    assert error["latency_ms"] < 5000
 
 
 @pytest.mark.slow
 def test_the_rounds_loop_numbers_its_calls_and_logs_each_answer(spawn, port, log_lines):
     server = spawn("hello_server", BIND_ADDRESS="127.0.0.1", PORT=str(port), WORK_TIME="0")
-    server.wait_event("server.started", timeout=15)
-    env = {"SERVER_ADDRESS": f"127.0.0.1:{port}", "CONCURRENCY": "4", "MAX_ROUNDS": "3"}
+    server.wait_event("server.started", timeout=STARTUP)
+    env = {
+        "SERVER_ADDRESS": f"127.0.0.1:{port}",
+        "CONCURRENCY": "4",
+        "MAX_ROUNDS": "3",
+        "RPC_TIMEOUT": "60s",
+    }
     config = ClientConfig.from_env(env)
 
     async def run(config):
