@@ -1,7 +1,12 @@
 import pytest
-from hello_client.config import ClientConfig
+import structlog
+from hello_client.app import loop_for
+from hello_client.closedloop import ClosedLoop
+from hello_client.config import Balancing, ClientConfig
+from hello_client.rounds import RoundLoop
+from hello_client.streams import StreamLoop
 from hello_client.target import is_valid_target
-from hellolb.config import ConfigError
+from hellolb.config import ConfigError, Env
 
 
 def test_defaults():
@@ -24,9 +29,31 @@ def test_defaults():
     assert (config.outlier_failure_percentage, config.outlier_min_calls) == (85, 50)
 
 
-@pytest.mark.parametrize("mode", ["rounds", "closed_loop", "streams", "Streams"])
-def test_client_mode_chooses_the_loop(mode):
-    assert ClientConfig.from_env({"CLIENT_MODE": mode}).mode == mode.lower()
+@pytest.mark.parametrize(
+    ("mode", "loop"),
+    [
+        ("rounds", RoundLoop),
+        ("closed_loop", ClosedLoop),
+        ("streams", StreamLoop),
+        ("Streams", StreamLoop),
+    ],
+)
+def test_client_mode_chooses_the_loop(mode, loop):
+    config = ClientConfig.from_env({"CLIENT_MODE": mode})
+    assert config.mode == mode.lower()
+    run = loop_for(config, stub=None, log=structlog.get_logger())
+    assert type(run.__self__) is loop
+
+
+def test_the_balancing_settings_are_one_group_logged_flat_as_before():
+    env = {"LB_POLICY": "weighted_round_robin", "OUTLIER_DETECTION": "true"}
+    config = ClientConfig.from_env(env)
+    assert config.balancing == Balancing.from_env(Env(env))
+    fields = config.as_log_fields()
+    assert "balancing" not in fields
+    for name, value in vars(config.balancing).items():
+        assert fields[name] == value == getattr(config, name)
+    assert (fields["lb_policy"], fields["outlier_detection"]) == ("weighted_round_robin", True)
 
 
 def test_stream_and_weighted_round_robin_settings():

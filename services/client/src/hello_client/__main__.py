@@ -10,6 +10,7 @@ from hellolb.logsetup import bind_context
 from hellolb.reload import reexec
 from hellolb.startup import load_config
 
+from hello_client import events
 from hello_client.app import Outcome, run_client
 from hello_client.config import ClientConfig
 
@@ -18,10 +19,10 @@ def main() -> None:
     config = load_config(ClientConfig.from_env, "hello_client")
     bind_context(scenario=config.scenario, client_id=config.client_id)
     log = structlog.get_logger("hello_client")
-    log.info("client.config", **config.as_log_fields())
+    log.info(events.CONFIG, **config.as_log_fields())
     outcome = asyncio.run(run_client(config))
     if outcome is Outcome.RELOAD:
-        log.info("client.reloading")
+        log.info(events.RELOADING)
         reexec()
     sys.exit(outcome.value)
 

@@ -13,14 +13,14 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hellolb.v1 import hello_pb2_grpc
 
 from hello_client import events
+from hello_client.caller import Caller
 from hello_client.channel import create_channel
 from hello_client.closedloop import ClosedLoop
 from hello_client.config import ClientConfig
-from hello_client.retry import NotServingError, RpcRetry, startup_retrying
-from hello_client.runner import Runner
+from hello_client.retry import NotServingError, startup_retrying
+from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats
 from hello_client.streams import StreamLoop
-from hello_client.streamstats import StreamStats
 
 
 class Outcome(enum.Enum):
@@ -102,10 +102,13 @@ def loop_for(
     log: structlog.typing.FilteringBoundLogger,
 ) -> Callable[[asyncio.Event], Awaitable[str]]:
     """The ``run`` of the loop CLIENT_MODE asks for: it runs until stopped and says why."""
-    stats = Stats(mode=config.mode)
-    if config.mode == "streams":
-        return StreamLoop(config, stub, stats, StreamStats(), log).run
-    runner = Runner(config, stub, stats, RpcRetry(config.rpc_retries), log)
-    if config.mode == "closed_loop":
-        return ClosedLoop(runner).run
-    return runner.run
+    caller = Caller(config, stub, Stats(mode=config.mode), log)
+    return LOOPS[config.mode](caller).run
+
+
+#: The loop of each CLIENT_MODE, each built on the one caller.
+LOOPS: dict[str, Callable[[Caller], RoundLoop | ClosedLoop | StreamLoop]] = {
+    "rounds": RoundLoop,
+    "closed_loop": ClosedLoop,
+    "streams": StreamLoop,
+}

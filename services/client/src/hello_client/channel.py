@@ -7,7 +7,7 @@ import json
 import grpc
 from hellolb.v1 import hello_pb2
 
-from hello_client.config import ClientConfig
+from hello_client.config import Balancing, ClientConfig
 
 # The health name the client watches on each server: the service it calls.
 HEALTH_SERVICE = hello_pb2.DESCRIPTOR.services_by_name["HelloService"].full_name
@@ -22,7 +22,7 @@ def service_config(config: ClientConfig) -> dict[str, object]:
     by design (gRFC A17). Through a proxy or a virtual IP every stream reaches one backend,
     whose health would stand for all the others: turn it off there.
     """
-    result: dict[str, object] = {"loadBalancingConfig": [balancing(config)]}
+    result: dict[str, object] = {"loadBalancingConfig": [balancing(config.balancing)]}
     if config.health_check:
         result["healthCheckConfig"] = {"serviceName": HEALTH_SERVICE}
     return result
@@ -33,7 +33,7 @@ def service_config(config: ClientConfig) -> dict[str, object]:
 OUTLIER_MINIMUM_SERVERS = 2
 
 
-def balancing(config: ClientConfig) -> dict[str, object]:
+def balancing(config: Balancing) -> dict[str, object]:
     """The channel's balancing policy: LB_POLICY, inside outlier detection when asked."""
     policy: dict[str, object] = {config.lb_policy: policy_config(config)}
     if not config.outlier_detection:
@@ -58,7 +58,7 @@ def balancing(config: ClientConfig) -> dict[str, object]:
     }
 
 
-def policy_config(config: ClientConfig) -> dict[str, object]:
+def policy_config(config: Balancing) -> dict[str, object]:
     """The settings of the balancing policy: only weighted_round_robin has any here.
 
     weighted_round_robin (gRFC A58) weighs each server by the ORCA load reports its answers

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
-from hello_client.runner import FAILED_ROUND_PAUSE, Runner
-from hello_client.summaries import summaries, wait
+from hello_client.caller import Backoff, Caller
+from hello_client.summaries import wait
 
 
 class ClosedLoop:
@@ -24,41 +24,36 @@ class ClosedLoop:
     fails fast among healthy ones keeps its share of the calls, as it would in production.
     """
 
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self.config = runner.config
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+        self.config = caller.config
 
     async def _caller(self, stopping: asyncio.Event, started: float) -> str:
-        config, runner = self.config, self.runner
-        first_pause, last_pause = FAILED_ROUND_PAUSE
-        pause = first_pause
+        caller, interval = self.caller, self.config.round_interval
+        backoff = Backoff()
         calls = 0
         while not stopping.is_set():
-            if config.max_rounds and calls >= config.max_rounds:
-                return "max_rounds"
-            if config.max_duration and runner.clock() - started >= config.max_duration:
-                return "max_duration"
-            runner.counter += 1
-            called = runner.clock()
-            answered = await runner.call(runner.counter)
+            reached = caller.limit(calls, started)
+            if reached:
+                return reached
+            called = caller.clock()
+            answered = await caller.call(caller.next_number())
             calls += 1
             if answered:
-                pause = first_pause
-                if config.round_interval > 0:
-                    await wait(stopping, config.round_interval)
-            elif runner.last_answer < min(called, runner.clock() - first_pause):
+                backoff.reset()
+                if interval > 0:
+                    await wait(stopping, interval)
+            elif caller.last_answer < min(called, caller.clock() - backoff.first):
                 # Nothing answers: no server is reachable, do not spin.
-                await wait(stopping, max(pause, config.round_interval))
-                pause = min(pause * 2, last_pause)
-            elif config.round_interval > 0:
-                await wait(stopping, config.round_interval)
+                await wait(stopping, max(backoff.next(), interval))
+            elif interval > 0:
+                await wait(stopping, interval)
         return "signal"
 
     async def run(self, stopping: asyncio.Event) -> str:
         """Run every caller until ``stopping`` is set or a bound is reached; return why."""
-        started = self.runner.clock()
-        log, stats = self.runner.log, self.runner.stats
-        async with summaries(stats.summary, self.config.summary_interval, stopping, log):
+        started = self.caller.clock()
+        async with self.caller.summaries(stopping):
             reasons = await asyncio.gather(
                 *(self._caller(stopping, started) for _ in range(self.config.concurrency))
             )

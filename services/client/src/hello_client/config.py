@@ -23,11 +23,11 @@ MODES = ("rounds", "closed_loop", "streams")
 
 
 @dataclass(frozen=True)
-class ClientConfig:
-    server_address: str
-    client_id: str
-    mode: str
-    concurrency: int
+class Balancing:
+    """How the channel spreads the calls: LB_POLICY, and the settings of its policy (WRR_*) and
+    of the outlier detection around it (OUTLIER_*). :mod:`hello_client.channel` turns them into
+    the service config; an ``xds:`` target's control plane overrides them all."""
+
     lb_policy: str
     wrr_blackout_period: float
     wrr_weight_update_period: float
@@ -37,6 +37,36 @@ class ClientConfig:
     outlier_ejection_time: float
     outlier_failure_percentage: int
     outlier_min_calls: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> Balancing:
+        return cls(
+            lb_policy=env.choice("LB_POLICY", "round_robin", LB_POLICIES),
+            # gRPC's own defaults (gRFC A58); it raises a weight update period under 100ms.
+            wrr_blackout_period=env.duration("WRR_BLACKOUT_PERIOD", 10.0),
+            wrr_weight_update_period=env.duration("WRR_WEIGHT_UPDATE_PERIOD", 1.0, minimum=0.1),
+            wrr_error_utilization_penalty=env.number(
+                "WRR_ERROR_UTILIZATION_PENALTY", 1.0, minimum=0, maximum=1000
+            ),
+            outlier_detection=env.boolean("OUTLIER_DETECTION", False),
+            # gRPC's defaults (gRFC A50) for the interval and the ejection time; the failure
+            # percentage and request volume are Envoy's defaults for the same ejection.
+            outlier_interval=env.duration("OUTLIER_INTERVAL", 10.0, minimum=0.001),
+            outlier_ejection_time=env.duration("OUTLIER_EJECTION_TIME", 30.0, minimum=0.001),
+            outlier_failure_percentage=env.integer(
+                "OUTLIER_FAILURE_PERCENTAGE", 85, minimum=1, maximum=100
+            ),
+            outlier_min_calls=env.integer("OUTLIER_MIN_CALLS", 50, minimum=1, maximum=1_000_000),
+        )
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    server_address: str
+    client_id: str
+    mode: str
+    concurrency: int
+    balancing: Balancing
     health_check: bool
     rpc_timeout: float
     rpc_retries: int
@@ -56,7 +86,50 @@ class ClientConfig:
     xds: XdsSettings | None
 
     def as_log_fields(self) -> dict[str, object]:
-        return asdict(self)
+        """The ``client.config`` fields: every setting, the balancing ones at the top level as
+        they have always been logged."""
+        fields = asdict(self)
+        return {
+            **{k: v for k, v in fields.items() if k != "balancing"},
+            **fields["balancing"],
+        }
+
+    # The balancing settings by their former names, for readers of the flat configuration.
+    @property
+    def lb_policy(self) -> str:
+        return self.balancing.lb_policy
+
+    @property
+    def wrr_blackout_period(self) -> float:
+        return self.balancing.wrr_blackout_period
+
+    @property
+    def wrr_weight_update_period(self) -> float:
+        return self.balancing.wrr_weight_update_period
+
+    @property
+    def wrr_error_utilization_penalty(self) -> float:
+        return self.balancing.wrr_error_utilization_penalty
+
+    @property
+    def outlier_detection(self) -> bool:
+        return self.balancing.outlier_detection
+
+    @property
+    def outlier_interval(self) -> float:
+        return self.balancing.outlier_interval
+
+    @property
+    def outlier_ejection_time(self) -> float:
+        return self.balancing.outlier_ejection_time
+
+    @property
+    def outlier_failure_percentage(self) -> int:
+        return self.balancing.outlier_failure_percentage
+
+    @property
+    def outlier_min_calls(self) -> int:
+        return self.balancing.outlier_min_calls
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ClientConfig:
@@ -70,22 +143,7 @@ class ClientConfig:
             client_id=env.first(("CLIENT_ID", "POD_NAME"), socket.gethostname()),
             mode=env.choice("CLIENT_MODE", "rounds", MODES),
             concurrency=env.integer("CONCURRENCY", 10, minimum=1, maximum=10_000),
-            lb_policy=env.choice("LB_POLICY", "round_robin", LB_POLICIES),
-            # gRPC's own defaults (gRFC A58); it raises a weight update period under 100ms.
-            wrr_blackout_period=env.duration("WRR_BLACKOUT_PERIOD", 10.0),
-            wrr_weight_update_period=env.duration("WRR_WEIGHT_UPDATE_PERIOD", 1.0, minimum=0.1),
-            wrr_error_utilization_penalty=env.number(
-                "WRR_ERROR_UTILIZATION_PENALTY", 1.0, minimum=0, maximum=1000
-            ),
-            outlier_detection=env.boolean("OUTLIER_DETECTION", False),
-            # gRPC's defaults (gRFC A50) for the interval and the ejection time; the failure
-            # percentage and request volume are Envoy's defaults for the same ejection.
-            outlier_interval=env.duration("OUTLIER_INTERVAL", 10.0, minimum=0.001),
-            outlier_ejection_time=env.duration("OUTLIER_EJECTION_TIME", 30.0, minimum=0.001),
-            outlier_failure_percentage=env.integer(
-                "OUTLIER_FAILURE_PERCENTAGE", 85, minimum=1, maximum=100
-            ),
-            outlier_min_calls=env.integer("OUTLIER_MIN_CALLS", 50, minimum=1, maximum=1_000_000),
+            balancing=Balancing.from_env(env),
             health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),

@@ -25,6 +25,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from hello_client import events
+
 T = TypeVar("T")
 
 
@@ -89,7 +91,7 @@ def startup_retrying(timeout: float, log: structlog.typing.FilteringBoundLogger)
     def log_attempt(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.info(
-            "client.waiting",
+            events.WAITING,
             attempt=state.attempt_number,
             delay_seconds=round(state.upcoming_sleep, 3),
             error=_describe(error),

@@ -21,22 +21,17 @@ How an end counts, so that a rollout costs a reconnect and not an error:
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-import structlog
 from hellolb import ticks
-from hellolb.v1 import hello_pb2, hello_pb2_grpc
+from hellolb.v1 import hello_pb2
 
 from hello_client import events
-from hello_client.config import ClientConfig
+from hello_client.caller import CLIENT_EXCEPTION, Backoff, Caller, failed_by
 from hello_client.retry import RETRYABLE
-from hello_client.runner import CLIENT_EXCEPTION, FAILED_ROUND_PAUSE, failed_by
-from hello_client.stats import Stats
 from hello_client.streamstats import StreamStats
-from hello_client.summaries import summaries, wait
+from hello_client.summaries import wait
 
 RETRYABLE_CODES = frozenset(code.name for code in RETRYABLE)
 
@@ -61,22 +56,11 @@ class Stream:
 class StreamLoop:
     """Keeps ``concurrency`` streams open until stopped or MAX_DURATION is reached."""
 
-    def __init__(
-        self,
-        config: ClientConfig,
-        stub: hello_pb2_grpc.HelloServiceStub,
-        stats: Stats,
-        streams: StreamStats,
-        log: structlog.typing.FilteringBoundLogger,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self.stub = stub
-        self.stats = stats
-        self.streams = streams
-        self.log = log
-        self.clock = clock
-        self.numbers = 0
+    def __init__(self, caller: Caller, streams: StreamStats | None = None) -> None:
+        self.caller = caller
+        self.config = caller.config
+        self.stats, self.log, self.clock = caller.stats, caller.log, caller.clock
+        self.streams = streams or StreamStats()
         self._halt = asyncio.Event()
 
     def _fields(self, *, final: bool = False) -> dict[str, object]:
@@ -91,7 +75,7 @@ class StreamLoop:
         counted as stream ends.
         """
         config = self.config
-        async with summaries(self._fields, config.summary_interval, stopping, self.log):
+        async with self.caller.summaries(stopping, self._fields):
             slots = [asyncio.create_task(self._slot(n)) for n in range(1, config.concurrency + 1)]
             if config.max_duration and not await wait(stopping, config.max_duration):
                 reason = "max_duration"
@@ -103,27 +87,27 @@ class StreamLoop:
         return reason
 
     async def _slot(self, slot: int) -> None:
-        first_pause, last_pause = FAILED_ROUND_PAUSE
-        pause = first_pause
+        backoff = Backoff()
         failed_opens = 0
         # When this slot's last stream that had ticks ended: a reconnect is timed from there.
         last_end: float | None = None
         while not self._halt.is_set():
-            self.numbers += 1
+            number = self.caller.next_number()
             try:
-                stream = await self._stream(slot, self.numbers, last_end)
+                stream = await self._stream(slot, number, last_end)
             except Exception:
                 # A bug, not a gRPC error: logged with its traceback; the slot goes on.
                 self.stats.error(CLIENT_EXCEPTION)
-                self.log.exception(events.EXCEPTION, stream=self.numbers, slot=slot)
-                await wait(self._halt, last_pause)
+                self.log.exception(events.EXCEPTION, stream=number, slot=slot)
+                await wait(self._halt, backoff.last)
                 continue
             if stream.by_client:
                 self._log_end(stream, error=False)
                 return
             self.streams.ended(stream.code, self.clock() - stream.opened)
             if stream.ticks:
-                last_end, pause, failed_opens = self.clock(), first_pause, 0
+                last_end, failed_opens = self.clock(), 0
+                backoff.reset()
                 error = stream.code not in RETRYABLE_CODES | {"OK"}
             elif stream.code in RETRYABLE_CODES:
                 failed_opens += 1
@@ -136,8 +120,7 @@ class StreamLoop:
                 self.stats.error(stream.code, stream.server_id or stream.refused_by)
             self._log_end(stream, error)
             if not stream.ticks:
-                await wait(self._halt, pause)
-                pause = min(pause * 2, last_pause)
+                await wait(self._halt, backoff.next())
 
     async def _stream(self, slot: int, number: int, last_end: float | None) -> Stream:
         """Open one stream and read it to its end, or until the client stops."""
@@ -148,7 +131,7 @@ class StreamLoop:
             interval_ms=round(config.tick_interval * 1000),
         )
         stream = Stream(slot, number, self.clock())
-        call = self.stub.Ticks(request)
+        call = self.caller.stub.Ticks(request)
         halted = asyncio.ensure_future(self._halt.wait())
         try:
             while True:
