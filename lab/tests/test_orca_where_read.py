@@ -64,15 +64,18 @@ def test_the_server_sends_no_load_report_unless_asked():
 def test_uneven_servers_report_load_exactly_in_the_lanes_whose_balancer_reads_it(
     overlay_of, lab_net, fault
 ):
-    lanes = uneven.plan(uneven.Setup(fault=fault, net=lab_net(140)), overlay_of("proxy").envoy_config)
+    lanes = uneven.plan(
+        uneven.Setup(fault=fault, net=lab_net(140)), overlay_of("proxy").envoy_config
+    )
     readers = {
         lane.balancer.name: client_reads(lane.client.env)
         or envoy_reads(lane.envoy.config if lane.envoy else None)
         for lane in lanes
     }
     # Both kinds are in the comparison: grpc's weighted round robin and Envoy's.
-    assert any(readers.values()) and not all(readers.values())
-    assert any(r and lane.balancer.envoy for lane in lanes for r in [readers[lane.balancer.name]])
+    assert not all(readers.values())
+    assert any(readers[lane.balancer.name] and not lane.balancer.envoy for lane in lanes)
+    assert any(readers[lane.balancer.name] and lane.balancer.envoy for lane in lanes)
     for lane in lanes:
         sending = {reports(s.env) for s in lane.servers}
         assert sending == {readers[lane.balancer.name]}, lane.balancer.name

@@ -32,9 +32,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -139,6 +141,23 @@ def small_buffers(config: dict[str, Any]) -> None:
                 http2["initial_connection_window_size"] = SMALL_BUFFER_BYTES
 
 
+def lean(config: dict[str, Any]) -> None:
+    """Per-call work no scenario uses: no generated ``x-request-id`` (nothing traces or logs
+    it), no ``x-envoy-*`` headers added by the router, no dynamic per-status statistics.
+    www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/network/
+    http_connection_manager/v3/http_connection_manager.proto (generate_request_id) and
+    .../extensions/filters/http/router/v3/router.proto (dynamic_stats, suppress_envoy_headers)
+    """
+    _hcm(config)
+    hcm = _hcm_ref(config)
+    hcm["generate_request_id"] = False
+    for http_filter in hcm.get("http_filters") or []:
+        if http_filter.get("name") == "envoy.filters.http.router":
+            typed = http_filter.setdefault("typed_config", {})
+            typed["dynamic_stats"] = False
+            typed["suppress_envoy_headers"] = True
+
+
 @dataclass(frozen=True)
 class Placement:
     """CPUs for each party while a variant is measured (``None``: wherever the kernel likes)."""
@@ -157,6 +176,7 @@ class Variant:
     orca: bool = False
     concurrency: int = 1
     buffers: bool = False
+    lean: bool = False
     placement: Placement = field(default_factory=Placement)
 
 
@@ -180,6 +200,7 @@ def variants(cpus: int) -> list[Variant]:
         Variant("+ ORCA", "shipped, servers attach ORCA reports", orca=True),
         Variant("concurrency 2", "shipped, --concurrency 2 (Envoy's default here)", concurrency=2),
         Variant("small buffers", "shipped, 64 KiB connection buffers and windows", buffers=True),
+        Variant("lean", "shipped, no request id, Envoy headers or dynamic stats", lean=True),
     ]
     if cpus >= 2:
         out += [
@@ -201,6 +222,12 @@ def variants(cpus: int) -> list[Variant]:
             Variant(
                 "all on one core", "shipped; everything on CPU 0", placement=Placement(C0, C0, C0)
             ),
+            Variant(
+                "direct on one core",
+                "no Envoy; client and servers on CPU 0",
+                envoy=False,
+                placement=Placement(None, C0, C0),
+            ),
         ]
     return out
 
@@ -213,6 +240,8 @@ def variant_config(shipped: Mapping[str, Any], variant: Variant) -> dict[str, An
             raise LabError(f"the shipped Envoy config has no {name} to remove")
     if variant.buffers:
         small_buffers(config)
+    if variant.lean:
+        lean(config)
     return config
 
 
@@ -235,6 +264,9 @@ class Started:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
 
 
 class Processes:
@@ -286,71 +318,88 @@ class Target:
     envoy_pid: int | None
     server_pids: list[int]
     latencies: list[float] = field(default_factory=list)
-    round_p50: list[float] = field(default_factory=list)
+    envoy_cpu_ns: int = 0
+    server_cpu_ns: int = 0
 
 
-async def _calls(
-    stub: hello_pb2_grpc.HelloServiceStub, calls: int, pause: float, warmup: int
-) -> list[float]:
-    out = []
-    for i in range(warmup + calls):
-        request = hello_pb2.HelloRequest(client_id="hopbench", counter=i)
-        start = time.perf_counter()
-        await stub.Hello(request, timeout=5)
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            out.append(elapsed * 1000)
-        await asyncio.sleep(pause)
-    return out
+def cpu_ns(pid: int) -> int:
+    """CPU time every thread of ``pid`` has run so far, in ns (``/proc/PID/task/*/schedstat``:
+    nanoseconds, where ``/proc/PID/stat`` counts clock ticks)."""
+    total = 0
+    for tid in _tids(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+    return total
+
+
+def _place(targets: list[Target], t: Target, me: int, every: frozenset[int]) -> None:
+    """Every process where ``t``'s placement wants it; the others anywhere."""
+    place = t.variant.placement
+    set_cpus(me, place.client, every)
+    for other in targets:
+        if other.envoy_pid is not None:
+            set_cpus(other.envoy_pid, place.envoy if other is t else None, every)
+    for pid in {p for other in targets for p in other.server_pids}:
+        set_cpus(pid, place.servers, every)
 
 
 async def measure(
     targets: list[Target],
     *,
-    rounds: int,
     calls: int,
     pause: float,
     seed: int,
     check: Callable[[], None],
     report: Callable[[str], None],
 ) -> None:
+    """``calls`` calls through every target, one at a time: each round calls every target once,
+    in a shuffled order, so that the machine's load changes weigh on every variant alike.
+
+    The CPU time of each call's Envoy and server processes is counted around that call, from
+    just before it is sent to its answer: background work such as health checks falls into it
+    only as often as it overlaps a call.
+    """
     every = frozenset(os.sched_getaffinity(0))
     me = os.getpid()
-    shuffle = random.Random(seed)
+    shuffle = random.Random(seed)  # noqa: S311 - an order of calls, not a secret
+    service_config = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
     channels = {
         t.variant.name: grpc.aio.insecure_channel(
-            t.address,
-            options=[("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}))],
+            t.address, options=[("grpc.service_config", service_config)]
         )
         for t in targets
     }
+    placed: Placement | None = Placement()
     try:
         stubs = {n: hello_pb2_grpc.HelloServiceStub(c) for n, c in channels.items()}
-        for t in targets:
-            await _calls(stubs[t.variant.name], 20, 0.0, 0)
-        for r in range(1, rounds + 1):
+        for t in targets:  # connections up, and every code path warm
+            for i in range(20):
+                await stubs[t.variant.name].Hello(
+                    hello_pb2.HelloRequest(client_id="hopbench", counter=i), timeout=5
+                )
+        for i in range(1, calls + 1):
             order = list(targets)
             shuffle.shuffle(order)
             for t in order:
-                place = t.variant.placement
-                set_cpus(me, place.client, every)
-                for pid in t.server_pids:
-                    set_cpus(pid, place.servers, every)
+                if t.variant.placement != placed:
+                    _place(targets, t, me, every)
+                    placed = t.variant.placement
+                request = hello_pb2.HelloRequest(client_id="hopbench", counter=i)
+                pids = t.server_pids + ([t.envoy_pid] if t.envoy_pid else [])
+                await asyncio.sleep(pause)
+                before = {pid: cpu_ns(pid) for pid in pids}
+                start = time.perf_counter()
+                await stubs[t.variant.name].Hello(request, timeout=5)
+                t.latencies.append((time.perf_counter() - start) * 1000)
+                used = {pid: cpu_ns(pid) - before[pid] for pid in pids}
+                t.server_cpu_ns += sum(used[p] for p in t.server_pids)
                 if t.envoy_pid is not None:
-                    set_cpus(t.envoy_pid, place.envoy, every)
-                try:
-                    got = await _calls(stubs[t.variant.name], calls, pause, warmup=5)
-                finally:
-                    set_cpus(me, None, every)
-                    for pid in t.server_pids:
-                        set_cpus(pid, None, every)
-                    if t.envoy_pid is not None:
-                        set_cpus(t.envoy_pid, None, every)
-                t.latencies += got
-                t.round_p50.append(statistics.median(got))
-            check()
-            report(f"hop-bench: round {r} of {rounds}")
+                    t.envoy_cpu_ns += used[t.envoy_pid]
+            if i % 100 == 0:
+                check()
+                report(f"hop-bench: {i} of {calls} calls per variant")
     finally:
+        _place(targets, Target(Variant("", ""), "", None, []), me, every)
         for channel in channels.values():
             await channel.close()
 
@@ -359,26 +408,40 @@ def _ms(value: float) -> str:
     return f"{value:.3f}"
 
 
+def _thirds(values: list[float]) -> list[float]:
+    n = len(values) // 3
+    return [statistics.median(values[k * n : (k + 1) * n]) for k in range(3)] if n else []
+
+
 def rows(targets: list[Target]) -> list[dict[str, str]]:
-    """The table: each variant's median, its hop over ``direct`` and its difference to
-    ``shipped`` (positive: the shipped config costs that much more than this variant)."""
+    """The table: each variant's median, its hop over ``direct``, its difference to ``shipped``
+    (positive: the shipped config costs that much more than this variant), and the CPU time its
+    Envoy and servers spent per call."""
     p50 = {t.variant.name: statistics.median(t.latencies) for t in targets}
+    thirds = {t.variant.name: _thirds(t.latencies) for t in targets}
     direct, shipped = p50.get(DIRECT), p50.get(SHIPPED)
     shipped_hop = shipped - direct if shipped is not None and direct is not None else None
     out = []
     for t in targets:
         name, value = t.variant.name, p50[t.variant.name]
         lat = sorted(t.latencies)
+        calls = len(lat)
         row = {
             "variant": name,
             "what": t.variant.what,
             "p50 ms": _ms(value),
-            "p90 ms": _ms(lat[int(0.9 * (len(lat) - 1))]),
-            "rounds' p50 min-max": f"{min(t.round_p50):.3f}-{max(t.round_p50):.3f}",
+            "p90 ms": _ms(lat[int(0.9 * (calls - 1))]),
             "hop ms": f"{value - direct:+.3f}" if direct is not None else "",
+            "hop by thirds": "",
             "shipped minus this ms": f"{shipped - value:+.3f}" if shipped is not None else "",
             "of the shipped hop": "",
+            "Envoy CPU us/call": f"{t.envoy_cpu_ns / calls / 1000:.0f}" if t.envoy_pid else "",
+            "servers CPU us/call": f"{t.server_cpu_ns / calls / 1000:.0f}",
         }
+        if direct is not None and thirds[name] and thirds[DIRECT]:
+            row["hop by thirds"] = " ".join(
+                f"{a - b:+.2f}" for a, b in zip(thirds[name], thirds[DIRECT], strict=True)
+            )
         if shipped is not None and shipped_hop and t.variant.envoy and name != SHIPPED:
             row["of the shipped hop"] = f"{100 * (shipped - value) / shipped_hop:+.0f} %"
         out.append(row)
@@ -441,7 +504,7 @@ def run(args: argparse.Namespace) -> list[dict[str, str]]:
                 p = procs.start(sname, [sys.executable, "-m", "hello_server"], env)
                 pids[with_orca].append(p.popen.pid)
         for ip in plain + orca:
-            wait_for(lambda ip=ip: _listening(ip), 60, f"server on {ip}:{PORT}")
+            wait_for(functools.partial(_listening, ip), 60, f"server on {ip}:{PORT}")
         targets = []
         admins: list[tuple[str, tuple[str, int]]] = []
         for v in chosen:
@@ -462,14 +525,13 @@ def run(args: argparse.Namespace) -> list[dict[str, str]]:
             argv[argv.index("--concurrency") + 1] = str(v.concurrency)
             p = procs.start(f"envoy-{slug}", argv, {"POD_NAME": f"envoy-{slug}"})
             admins.append((v.name, (ip, listen[0])))
-            envoy.wait_ready((ip, listen[0]), 60, lambda p=p: p.popen.poll() is None)
+            envoy.wait_ready((ip, listen[0]), 60, p.running)
             targets.append(Target(v, f"ipv4:{ip}:{listen[-1]}", p.popen.pid, pids[v.orca]))
         for vname, admin in admins:
-            wait_for(lambda a=admin: _healthy(a, SERVERS), 60, f"{vname}'s servers healthy")
+            wait_for(functools.partial(_healthy, admin, SERVERS), 60, f"{vname}'s servers healthy")
         asyncio.run(
             measure(
                 targets,
-                rounds=args.rounds,
                 calls=args.calls,
                 pause=parse_duration(args.pause),
                 seed=args.seed,
@@ -494,8 +556,6 @@ def _rename(config: dict[str, Any], old: str, new: str) -> None:
 
 
 def _listening(ip: str) -> bool | None:
-    import socket
-
     with socket.socket() as s:
         s.settimeout(0.5)
         return True if s.connect_ex((ip, PORT)) == 0 else None
@@ -513,18 +573,19 @@ COLUMNS = (
     "what",
     "p50 ms",
     "p90 ms",
-    "rounds' p50 min-max",
     "hop ms",
+    "hop by thirds",
     "shipped minus this ms",
     "of the shipped hop",
+    "Envoy CPU us/call",
+    "servers CPU us/call",
 )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", default="proxy", choices=("proxy", "sidecar"))
-    parser.add_argument("--rounds", type=int, default=8, help="rounds; each measures every variant")
-    parser.add_argument("--calls", type=int, default=100, help="calls per variant per round")
+    parser.add_argument("--calls", type=int, default=400, help="calls per variant")
     parser.add_argument("--pause", default="10ms", help="between calls (the lab bench's)")
     parser.add_argument("--only", type=lambda s: s.split(","), default=None)
     parser.add_argument("--seed", type=int, default=1)
@@ -540,8 +601,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hop-bench: {exc}", file=sys.stderr)
         return 1
     print(
-        f"{args.scenario}: {args.rounds} rounds x {args.calls} calls per variant, one at a "
-        f"time, {args.pause} apart; zero server work; {os.cpu_count()} CPUs, load "
+        f"{args.scenario}: {args.calls} calls per variant, one at a time, {args.pause} apart, "
+        f"the variants in turn; zero server work; {os.cpu_count()} CPUs, load "
         f"{os.getloadavg()[0]:.1f} at the end"
     )
     print(table(table_rows, COLUMNS))

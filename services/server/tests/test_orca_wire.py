@@ -87,7 +87,11 @@ def test_each_answer_carries_a_load_report_that_parses(spawn, port):
 
 def test_an_error_answer_carries_the_report_too(spawn, port):
     start(
-        spawn, port, ORCA_REPORTS="true", FAULT_ERROR_RATE="1", FAULT_ERROR_CODE="RESOURCE_EXHAUSTED"
+        spawn,
+        port,
+        ORCA_REPORTS="true",
+        FAULT_ERROR_RATE="1",
+        FAULT_ERROR_CODE="RESOURCE_EXHAUSTED",
     )
     raw_hello(port)
     time.sleep(0.15)
