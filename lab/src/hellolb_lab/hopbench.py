@@ -117,13 +117,41 @@ def drop_outlier_detection(config: dict[str, Any]) -> bool:
     return any([_pop(c, "outlier_detection") for c in _clusters(config)])
 
 
+def _router(config: dict[str, Any]) -> dict[str, Any]:
+    _hcm(config)
+    for http_filter in _hcm_ref(config).get("http_filters") or []:
+        if http_filter.get("name") == "envoy.filters.http.router":
+            typed: dict[str, Any] = http_filter.setdefault("typed_config", {})
+            return typed
+    raise LabError("the Envoy config has no router filter")
+
+
+def drop_lean(config: dict[str, Any]) -> bool:
+    """Envoy's defaults again for the per-call extras the shipped config turns off: a generated
+    ``x-request-id``, the router's ``x-envoy-*`` headers and its dynamic statistics."""
+    _hcm(config)
+    found = _pop(_hcm_ref(config), "generate_request_id")
+    router = _router(config)
+    return any([found, _pop(router, "dynamic_stats"), _pop(router, "suppress_envoy_headers")])
+
+
 #: The shipped config's per-call settings, each with what removes it from a config (and says
-#: whether there was one to remove).
+#: whether there was one to remove); removing ``lean`` gives Envoy's defaults back.
 SETTINGS: dict[str, Callable[[dict[str, Any]], bool]] = {
     "access_log": drop_access_log,
     "health_checks": drop_health_checks,
     "retries": drop_retries,
     "outlier_detection": drop_outlier_detection,
+    "lean": drop_lean,
+}
+
+
+WHAT = {
+    "access_log": "its access log",
+    "health_checks": "active health checks",
+    "retries": "retries",
+    "outlier_detection": "outlier detection",
+    "lean": "lean calls (Envoy's request id, headers, stats)",
 }
 
 
@@ -139,23 +167,6 @@ def small_buffers(config: dict[str, Any]) -> None:
             if http2 is not None:
                 http2["initial_stream_window_size"] = SMALL_BUFFER_BYTES
                 http2["initial_connection_window_size"] = SMALL_BUFFER_BYTES
-
-
-def lean(config: dict[str, Any]) -> None:
-    """Per-call work no scenario uses: no generated ``x-request-id`` (nothing traces or logs
-    it), no ``x-envoy-*`` headers added by the router, no dynamic per-status statistics.
-    www.envoyproxy.io/docs/envoy/v1.40.0/api-v3/extensions/filters/network/
-    http_connection_manager/v3/http_connection_manager.proto (generate_request_id) and
-    .../extensions/filters/http/router/v3/router.proto (dynamic_stats, suppress_envoy_headers)
-    """
-    _hcm(config)
-    hcm = _hcm_ref(config)
-    hcm["generate_request_id"] = False
-    for http_filter in hcm.get("http_filters") or []:
-        if http_filter.get("name") == "envoy.filters.http.router":
-            typed = http_filter.setdefault("typed_config", {})
-            typed["dynamic_stats"] = False
-            typed["suppress_envoy_headers"] = True
 
 
 @dataclass(frozen=True)
@@ -176,7 +187,6 @@ class Variant:
     orca: bool = False
     concurrency: int = 1
     buffers: bool = False
-    lean: bool = False
     placement: Placement = field(default_factory=Placement)
 
 
@@ -193,14 +203,10 @@ def variants(cpus: int) -> list[Variant]:
         Variant("direct + ORCA", "no Envoy, servers attach ORCA reports", envoy=False, orca=True),
         Variant(BARE, "Envoy without any of the settings below", drop=tuple(SETTINGS)),
         Variant(SHIPPED, "the ConfigMap as shipped, --concurrency 1 (the lab's)"),
-        *(
-            Variant(f"- {name}", f"shipped without {name.replace('_', ' ')}", drop=(name,))
-            for name in SETTINGS
-        ),
+        *(Variant(f"- {name}", f"shipped without {WHAT[name]}", drop=(name,)) for name in SETTINGS),
         Variant("+ ORCA", "shipped, servers attach ORCA reports", orca=True),
         Variant("concurrency 2", "shipped, --concurrency 2 (Envoy's default here)", concurrency=2),
         Variant("small buffers", "shipped, 64 KiB connection buffers and windows", buffers=True),
-        Variant("lean", "shipped, no request id, Envoy headers or dynamic stats", lean=True),
     ]
     if cpus >= 2:
         out += [
@@ -240,8 +246,6 @@ def variant_config(shipped: Mapping[str, Any], variant: Variant) -> dict[str, An
             raise LabError(f"the shipped Envoy config has no {name} to remove")
     if variant.buffers:
         small_buffers(config)
-    if variant.lean:
-        lean(config)
     return config
 
 
