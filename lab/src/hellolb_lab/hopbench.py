@@ -23,8 +23,10 @@ The client is a plain grpc.aio stub in this process, one call at a time with a p
 calls (the lab bench's ``ROUND_INTERVAL``, 10 ms), so that the figures are the path, as
 ``hellolb-lab bench`` measures it, and not queueing. Every round measures every variant once,
 in a shuffled order, so that a busy machine weighs on all of them alike; the table gives each
-variant's median over every call, its hop (median minus ``direct``'s) and its difference to
-``shipped``: the share of the hop a setting costs. This is a benchmark, not a test.
+variant's median over every call, its hop (median minus ``direct``'s; and paired: the median of
+its call minus ``direct``'s call of the same round), its difference to ``shipped`` (the share
+of the hop a setting costs) and the CPU time its Envoy and its servers spent per call. This is
+a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -424,6 +426,14 @@ def rows(targets: list[Target]) -> list[dict[str, str]]:
     p50 = {t.variant.name: statistics.median(t.latencies) for t in targets}
     thirds = {t.variant.name: _thirds(t.latencies) for t in targets}
     direct, shipped = p50.get(DIRECT), p50.get(SHIPPED)
+    # The i-th call of every variant came in the same round, within a fraction of a second:
+    # the median of those differences leaves out how busy the machine was round by round.
+    base = next((t.latencies for t in targets if t.variant.name == DIRECT), [])
+    paired = {
+        t.variant.name: statistics.median(a - b for a, b in zip(t.latencies, base, strict=False))
+        for t in targets
+        if base
+    }
     shipped_hop = shipped - direct if shipped is not None and direct is not None else None
     out = []
     for t in targets:
@@ -436,12 +446,15 @@ def rows(targets: list[Target]) -> list[dict[str, str]]:
             "p50 ms": _ms(value),
             "p90 ms": _ms(lat[int(0.9 * (calls - 1))]),
             "hop ms": f"{value - direct:+.3f}" if direct is not None else "",
+            "paired hop ms": "",
             "hop by thirds": "",
             "shipped minus this ms": f"{shipped - value:+.3f}" if shipped is not None else "",
             "of the shipped hop": "",
             "Envoy CPU us/call": f"{t.envoy_cpu_ns / calls / 1000:.0f}" if t.envoy_pid else "",
             "servers CPU us/call": f"{t.server_cpu_ns / calls / 1000:.0f}",
         }
+        if direct is not None:
+            row["paired hop ms"] = f"{paired[name]:+.3f}"
         if direct is not None and thirds[name] and thirds[DIRECT]:
             row["hop by thirds"] = " ".join(
                 f"{a - b:+.2f}" for a, b in zip(thirds[name], thirds[DIRECT], strict=True)
@@ -578,6 +591,7 @@ COLUMNS = (
     "p50 ms",
     "p90 ms",
     "hop ms",
+    "paired hop ms",
     "hop by thirds",
     "shipped minus this ms",
     "of the shipped hop",
