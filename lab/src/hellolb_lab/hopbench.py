@@ -420,12 +420,12 @@ def _thirds(values: list[float]) -> list[float]:
 
 
 def rows(targets: list[Target]) -> list[dict[str, str]]:
-    """The table: each variant's median, its hop over ``direct``, its difference to ``shipped``
-    (positive: the shipped config costs that much more than this variant), and the CPU time its
-    Envoy and servers spent per call."""
+    """The table: each variant's median, its hop over ``direct`` (from the medians, and paired),
+    its paired hop's difference to ``shipped``'s (positive: the shipped config costs that much
+    more than this variant), and the CPU time its Envoy and servers spent per call."""
     p50 = {t.variant.name: statistics.median(t.latencies) for t in targets}
     thirds = {t.variant.name: _thirds(t.latencies) for t in targets}
-    direct, shipped = p50.get(DIRECT), p50.get(SHIPPED)
+    direct = p50.get(DIRECT)
     # The i-th call of every variant came in the same round, within a fraction of a second:
     # the median of those differences leaves out how busy the machine was round by round.
     base = next((t.latencies for t in targets if t.variant.name == DIRECT), [])
@@ -434,7 +434,7 @@ def rows(targets: list[Target]) -> list[dict[str, str]]:
         for t in targets
         if base
     }
-    shipped_hop = shipped - direct if shipped is not None and direct is not None else None
+    shipped = paired.get(SHIPPED)
     out = []
     for t in targets:
         name, value = t.variant.name, p50[t.variant.name]
@@ -446,21 +446,21 @@ def rows(targets: list[Target]) -> list[dict[str, str]]:
             "p50 ms": _ms(value),
             "p90 ms": _ms(lat[int(0.9 * (calls - 1))]),
             "hop ms": f"{value - direct:+.3f}" if direct is not None else "",
-            "paired hop ms": "",
+            "paired hop ms": f"{paired[name]:+.3f}" if name in paired else "",
             "hop by thirds": "",
-            "shipped minus this ms": f"{shipped - value:+.3f}" if shipped is not None else "",
+            "shipped minus this ms": "",
             "of the shipped hop": "",
             "Envoy CPU us/call": f"{t.envoy_cpu_ns / calls / 1000:.0f}" if t.envoy_pid else "",
             "servers CPU us/call": f"{t.server_cpu_ns / calls / 1000:.0f}",
         }
-        if direct is not None:
-            row["paired hop ms"] = f"{paired[name]:+.3f}"
         if direct is not None and thirds[name] and thirds[DIRECT]:
             row["hop by thirds"] = " ".join(
                 f"{a - b:+.2f}" for a, b in zip(thirds[name], thirds[DIRECT], strict=True)
             )
-        if shipped is not None and shipped_hop and t.variant.envoy and name != SHIPPED:
-            row["of the shipped hop"] = f"{100 * (shipped - value) / shipped_hop:+.0f} %"
+        if shipped is not None and name in paired:
+            row["shipped minus this ms"] = f"{shipped - paired[name]:+.3f}"
+            if shipped and t.variant.envoy and name != SHIPPED:
+                row["of the shipped hop"] = f"{100 * (shipped - paired[name]) / shipped:+.0f} %"
         out.append(row)
     return out
 
