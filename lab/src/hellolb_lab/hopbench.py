@@ -71,18 +71,12 @@ SMALL_BUFFER_BYTES = 65536
 
 
 def _hcm(config: dict[str, Any]) -> dict[str, Any]:
-    """The typed config of the first listener's HTTP connection manager."""
+    """The typed config of the first listener's HTTP connection manager (itself, to edit)."""
     try:
         listener = config["static_resources"]["listeners"][0]
-        return dict(listener["filter_chains"][0]["filters"][0]["typed_config"])
+        typed: dict[str, Any] = listener["filter_chains"][0]["filters"][0]["typed_config"]
     except (KeyError, IndexError, TypeError) as exc:
         raise LabError(f"the Envoy config has no HTTP connection manager ({exc!r})") from None
-
-
-def _hcm_ref(config: dict[str, Any]) -> dict[str, Any]:
-    typed: dict[str, Any] = config["static_resources"]["listeners"][0]["filter_chains"][0][
-        "filters"
-    ][0]["typed_config"]
     return typed
 
 
@@ -91,8 +85,7 @@ def _clusters(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _routes(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    _hcm(config)
-    for host in _hcm_ref(config)["route_config"]["virtual_hosts"]:
+    for host in _hcm(config)["route_config"]["virtual_hosts"]:
         for route in host.get("routes") or []:
             if "route" in route:
                 yield route["route"]
@@ -103,8 +96,7 @@ def _pop(where: dict[str, Any], key: str) -> bool:
 
 
 def drop_access_log(config: dict[str, Any]) -> bool:
-    _hcm(config)
-    return _pop(_hcm_ref(config), "access_log")
+    return _pop(_hcm(config), "access_log")
 
 
 def drop_health_checks(config: dict[str, Any]) -> bool:
@@ -120,8 +112,7 @@ def drop_outlier_detection(config: dict[str, Any]) -> bool:
 
 
 def _router(config: dict[str, Any]) -> dict[str, Any]:
-    _hcm(config)
-    for http_filter in _hcm_ref(config).get("http_filters") or []:
+    for http_filter in _hcm(config).get("http_filters") or []:
         if http_filter.get("name") == "envoy.filters.http.router":
             typed: dict[str, Any] = http_filter.setdefault("typed_config", {})
             return typed
@@ -131,8 +122,7 @@ def _router(config: dict[str, Any]) -> dict[str, Any]:
 def drop_lean(config: dict[str, Any]) -> bool:
     """Envoy's defaults again for the per-call extras the shipped config turns off: a generated
     ``x-request-id``, the router's ``x-envoy-*`` headers and its dynamic statistics."""
-    _hcm(config)
-    found = _pop(_hcm_ref(config), "generate_request_id")
+    found = _pop(_hcm(config), "generate_request_id")
     router = _router(config)
     return any([found, _pop(router, "dynamic_stats"), _pop(router, "suppress_envoy_headers")])
 
