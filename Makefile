@@ -149,6 +149,10 @@ lab-bench: setup ## Measure balance, time to new servers and latency per scenari
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
 	$(RUN) python -m hellolb_lab.xds.bench --samples 10
 
+.PHONY: hop-bench
+hop-bench: setup ## Where the Envoy hop's time goes: the shipped config less one setting at a time, bare, direct
+	$(RUN) python -m hellolb_lab.hopbench $(LAB_ARGS)
+
 .PHONY: uneven
 uneven: setup ## One server of three slow, then failing: every balancer side by side, one table each
 	$(RUN) hellolb-lab uneven $(LAB_ARGS)

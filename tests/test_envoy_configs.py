@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 from pathlib import Path
@@ -143,6 +144,26 @@ def test_every_envoy_container_uses_the_pinned_image(docs_of):
                     if "envoy" in c["image"]:
                         images.add(c["image"])
     assert images == {IMAGE}
+
+
+def test_envoy_runs_no_more_workers_than_its_cpu_limit_has_cores(docs_of):
+    """Envoy's default is one worker per hardware thread of the node, whatever the limit."""
+    seen = 0
+    for scenario in ENVOY_SCENARIOS:
+        for d in docs_of(scenario):
+            if d["kind"] != "Deployment":
+                continue
+            spec = d["spec"]["template"]["spec"]
+            for c in [*spec.get("initContainers", []), *spec["containers"]]:
+                if "envoy" not in c["image"]:
+                    continue
+                args = c["args"]
+                workers = int(args[args.index("--concurrency") + 1])
+                limit = c["resources"]["limits"]["cpu"]
+                cores = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+                assert 1 <= workers <= max(1, math.ceil(cores)), (scenario, c["name"])
+                seen += 1
+    assert seen == len(ENVOY_SCENARIOS)
 
 
 # -- behaviour while servers come and go

@@ -130,6 +130,26 @@ BALANCERS: tuple[Balancer, ...] = (
 )
 BASELINE = BALANCERS[0].name
 
+#: The client's ``LB_POLICY`` values that weigh servers by their ORCA load reports.
+GRPC_ORCA_POLICIES = ("weighted_round_robin",)
+#: Envoy load-balancing policy extensions that read them.
+ENVOY_ORCA_POLICIES = (CSWRR,)
+
+
+def envoy_policy_names(cluster: Mapping[str, Any]) -> list[str]:
+    """The extension names of an Envoy cluster's ``load_balancing_policy``."""
+    policies = (cluster.get("load_balancing_policy") or {}).get("policies") or []
+    return [str((p.get("typed_extension_config") or {}).get("name", "")) for p in policies]
+
+
+def reads_load_reports(balancer: Balancer) -> bool:
+    """The balancer weighs servers by their ORCA reports, so its servers must send them
+    (``ORCA_REPORTS``, off by default: every other balancer ignores the trailer)."""
+    if balancer.client_env.get("LB_POLICY") in GRPC_ORCA_POLICIES:
+        return True
+    names = envoy_policy_names(balancer.cluster) if balancer.envoy else []
+    return any(n in ENVOY_ORCA_POLICIES for n in names)
+
 
 def names() -> list[str]:
     return [b.name for b in BALANCERS]

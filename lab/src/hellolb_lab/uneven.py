@@ -118,14 +118,16 @@ class Lane:
         return used
 
 
-def _server_env(name: str, address: str, setup: Setup, bad: bool) -> dict[str, str]:
+def _server_env(
+    name: str, address: str, setup: Setup, bad: bool, balancer: Balancer
+) -> dict[str, str]:
     env = {
         "SERVER_ID": name,
         "POD_NAME": name,
         "BIND_ADDRESS": address,
         "PORT": str(PORT),
         "WORK_TIME": f"{setup.work_time_ms:g}ms",
-        "ORCA_REPORTS": "true",
+        "ORCA_REPORTS": "true" if balancers.reads_load_reports(balancer) else "false",
         "DRAIN_DELAY": "0",
         "LOG_FORMAT": "json",
     }
@@ -141,7 +143,7 @@ def plan_lane(
         Process(
             f"server-{n}",
             net.server(n),
-            _server_env(f"server-{n}", net.server(n), setup, n == SERVERS),
+            _server_env(f"server-{n}", net.server(n), setup, n == SERVERS, balancer),
         )
         for n in range(1, SERVERS + 1)
     )

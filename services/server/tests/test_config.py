@@ -16,7 +16,7 @@ def test_defaults():
     assert config.shutdown_grace == 10.0
     assert config.server_id  # the hostname
     assert config.faults == Faults(latency=0.0, error_rate=0.0, error_code="UNAVAILABLE")
-    assert config.orca_reports is True
+    assert config.orca_reports is False
 
 
 def test_fault_settings():
@@ -25,11 +25,11 @@ def test_fault_settings():
             "FAULT_LATENCY": "150ms",
             "FAULT_ERROR_RATE": "0.25",
             "FAULT_ERROR_CODE": "resource_exhausted",
-            "ORCA_REPORTS": "false",
+            "ORCA_REPORTS": "true",
         }
     )
     assert config.faults == Faults(latency=0.15, error_rate=0.25, error_code="RESOURCE_EXHAUSTED")
-    assert config.orca_reports is False
+    assert config.orca_reports is True
     # The log line shows them as they are.
     fields = config.as_log_fields()
     assert fields["faults"] == {
@@ -37,7 +37,7 @@ def test_fault_settings():
         "error_rate": 0.25,
         "error_code": "RESOURCE_EXHAUSTED",
     }
-    assert fields["orca_reports"] is False
+    assert fields["orca_reports"] is True
 
 
 def test_server_id_comes_from_pod_name_unless_set():

@@ -72,7 +72,7 @@ def start(spawn, port, **env):
 
 
 def test_each_answer_carries_a_load_report_that_parses(spawn, port):
-    start(spawn, port)
+    start(spawn, port, ORCA_REPORTS="true")
     trailers = []
     for _ in range(4):
         trailers.append(raw_hello(port))
@@ -86,7 +86,13 @@ def test_each_answer_carries_a_load_report_that_parses(spawn, port):
 
 
 def test_an_error_answer_carries_the_report_too(spawn, port):
-    start(spawn, port, FAULT_ERROR_RATE="1", FAULT_ERROR_CODE="RESOURCE_EXHAUSTED")
+    start(
+        spawn,
+        port,
+        ORCA_REPORTS="true",
+        FAULT_ERROR_RATE="1",
+        FAULT_ERROR_CODE="RESOURCE_EXHAUSTED",
+    )
     raw_hello(port)
     time.sleep(0.15)
     trailers = raw_hello(port)
@@ -94,8 +100,9 @@ def test_an_error_answer_carries_the_report_too(spawn, port):
     assert decode(trailers[KEY]).eps > 0
 
 
-def test_orca_reports_off_means_no_trailer(spawn, port):
-    start(spawn, port, ORCA_REPORTS="false")
+@pytest.mark.parametrize("env", [{}, {"ORCA_REPORTS": "false"}], ids=["default", "false"])
+def test_orca_reports_off_means_no_trailer(spawn, port, env):
+    start(spawn, port, **env)
     trailers = raw_hello(port)
     assert trailers[b"grpc-status"] == b"0"
     assert KEY not in trailers

@@ -95,7 +95,9 @@ class ServerConfig:
                 error_rate=env.number("FAULT_ERROR_RATE", 0.0, minimum=0, maximum=1),
                 error_code=_error_code(env),
             ),
-            orca_reports=env.boolean("ORCA_REPORTS", True),
+            # Off unless a balancer reads the reports (grpc's weighted_round_robin, Envoy's
+            # client-side WRR): building and sending one costs CPU on every call.
+            orca_reports=env.boolean("ORCA_REPORTS", False),
             pod_ip=env.string("POD_IP", ""),
             node_name=env.string("NODE_NAME", ""),
             scenario=env.string("SCENARIO", ""),
