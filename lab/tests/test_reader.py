@@ -93,3 +93,29 @@ def test_parse_when_accepts_clock_times():
         == 1.0
     )
     assert isinstance(reader.parse_when("10:00:00"), float)
+
+
+def response(sec: float, server: str) -> str:
+    stamp = f"2026-01-01T10:00:{sec:09.6f}Z"
+    return json.dumps(
+        {"event": "client.response", "timestamp": stamp, "client_id": "c", "server_id": server}
+    )
+
+
+def test_the_picture_and_the_verdict_count_the_same_answers():
+    # The last line's answer is the picture's end: it was left out of the picture's total.
+    lines = [response(1 + i * 0.25, f"server-{1 + i % 3}") for i in range(197)]
+    state = reader.Reader(catalogue.get("headless"))
+    out = io.StringIO()
+    reader.read(lines, state, LiveView(out, live=False))
+    result, _ = state.judge()
+    assert result.answers_total == 197
+    assert "answers 197," in out.getvalue()
+
+
+def test_watch_without_a_scale_up_leaves_the_new_server_checks_unjudged():
+    # No server joined: there is nothing to say about new servers, for or against.
+    proc = watch(LOG[:3])
+    assert proc.returncode == 0, proc.stdout
+    assert "[not judged] no traffic to the new servers: no new servers" in proc.stdout
+    assert "FAIL" not in proc.stdout

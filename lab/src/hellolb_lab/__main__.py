@@ -19,6 +19,7 @@ from typing import Any
 
 from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline, unevencmd
 from hellolb_lab import overlay as overlays
+from hellolb_lab.checks import passed
 from hellolb_lab.cli import add_client_mode, add_lab_options, add_scale_options, options_from
 from hellolb_lab.cluster import Cluster, command_runner
 from hellolb_lab.errors import LabError
@@ -83,7 +84,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     print(format_verdict(scenario, result, checks))
     print(f"  scale-up time: {result.extra['scale_at']}")
     _write_json(args.json, {"verdict": result.to_dict(), "checks": [c.__dict__ for c in checks]})
-    return 1 if args.check and not all(c.ok for c in checks) else 0
+    return 1 if args.check and not passed(checks) else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -111,7 +112,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         if not args.keep and not args.no_deploy:
             cluster.delete(scenario.name)
     print(format_verdict(scenario, result, checks))
-    return 0 if all(c.ok for c in checks) else 1
+    return 0 if passed(checks) else 1
 
 
 def _add_watch(sub: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ record uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from hellolb_lab import canary
@@ -39,11 +39,26 @@ from hellolb_lab.verdict import OUTAGE, Verdict, ratio_text
 
 @dataclass(frozen=True)
 class Check:
-    """One expected behaviour and whether the run showed it."""
+    """One expected behaviour and whether the run showed it. A check the run holds no data to
+    judge (no new servers to look at) is ``judged=False``: neither passed nor failed."""
 
     name: str
     ok: bool
     detail: str
+    judged: bool = True
+
+    @property
+    def status(self) -> str:
+        return "not judged" if not self.judged else "ok" if self.ok else "FAIL"
+
+
+def not_judged(name: str, why: str) -> Check:
+    return Check(name, False, why, judged=False)
+
+
+def passed(checks: Iterable[Check]) -> bool:
+    """Every judged check held; a check that could not be judged fails nothing."""
+    return all(c.ok for c in checks if c.judged)
 
 
 CheckFunction = Callable[[str, Verdict, float | None], Check | None]
@@ -70,14 +85,18 @@ def _balanced_first(name: str, result: Verdict, bound: float | None) -> Check:
 
 
 def _new_servers_idle(name: str, result: Verdict, bound: float | None) -> Check:
+    if not result.new_servers:
+        return not_judged(name, "no new servers")
     got = {s: result.servers_after.get(s, 0) for s in result.new_servers}
-    detail = ", ".join(f"{s}: {n}" for s, n in got.items()) or "no new servers"
-    return Check(name, bool(result.new_servers) and not any(got.values()), detail)
+    detail = ", ".join(f"{s}: {n}" for s, n in got.items())
+    return Check(name, not any(got.values()), detail)
 
 
 def _new_servers_reached(name: str, result: Verdict, bound: float | None) -> Check:
+    if not result.new_servers:
+        return not_judged(name, "no new servers")
     never = [s for s, t in result.reached.items() if t is None]
-    ok = bool(result.new_servers) and not never
+    ok = not never
     detail = f"all {len(result.new_servers)} new after {result.time_to_all_new}s"
     if never:
         detail = "never reached: " + ", ".join(never)

@@ -39,7 +39,7 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return checks.passed(self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         return {

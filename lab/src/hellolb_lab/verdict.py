@@ -271,5 +271,5 @@ def format_verdict(scenario: Scenario, result: Verdict, checks: Iterable[Check] 
     if STREAMS in result.extra:
         lines.extend(describe_streams(result.extra[STREAMS]))
     for check in checks:
-        lines.append(f"  [{'ok' if check.ok else 'FAIL'}] {check.name}: {check.detail}")
+        lines.append(f"  [{check.status}] {check.name}: {check.detail}")
     return "\n".join(lines)
