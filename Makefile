@@ -125,7 +125,7 @@ tour: setup ## Every scenario in a row, then a comparison table
 .PHONY: lab-bench
 lab-bench: setup ## Measure balance, time to new servers and latency per scenario; xDS push time
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
-	$(RUN) python -m hellolb_lab.xds.bench --samples 10
+	$(RUN) python -m hellolb_lab.xdsbench --samples 10
 
 .PHONY: uneven
 uneven: setup ## One server of three slow, then failing: every balancer side by side, one table each

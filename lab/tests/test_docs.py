@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hellolb_lab import catalogue
+from hellolb_lab import catalogue, judging
 from hellolb_lab.catalogue import Scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def record_rows(s: Scenario) -> dict[str, str]:
         "bound": s.bound.value,
         "in a rollout": s.rollout,
         "in a crash": s.crash,
-        "checks": "; ".join(s.expected_checks),
+        "checks": "; ".join(judging.check_names(s)),
         "phases after the scale-up": ", ".join(phases) or "none",
         "cluster watch": f"{s.watch.warmup_s:g} s before the scale-up, "
         f"{s.watch.observe_s:g} s after",

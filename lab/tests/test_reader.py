@@ -55,13 +55,13 @@ def test_without_a_scale_time_the_first_new_server_marks_it():
     state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG[:3], state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge(expect_servers=5)
-    assert result.extra["scale_at"] == "none seen"
+    assert state.scale_at_note == "none seen"
     assert len(result.new_servers) == 2
     assert all(c.ok for c in checks)  # nothing reached the two servers that never answered
     state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG, state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge()
-    assert result.extra["scale_at"].startswith("inferred")
+    assert state.scale_at_note.startswith("inferred")
     assert not all(c.ok for c in checks)
 
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 from hello_client import events as client_events
-from hellolb_lab import canary, clientlog, envoy, polling, procs, stage
+from hellolb_lab import canary, clientlog, envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, resources, server, stream
@@ -163,7 +163,7 @@ def canary_lab(request, tmp_path, lab_net):
             (sid, launch.server_env(sid, f"{prefix}.{n}", 50051, WORK_TIME="2ms"))
             for sid, n in ids.items()
         ]
-        stage.start_servers(sup, servers, WAIT_S)
+        launchers.start_servers(sup, servers, WAIT_S)
         zone.publish(STABLE, [f"{prefix}.11", f"{prefix}.12"])
         zone.publish(CANARY, [f"{prefix}.21"])
         argv = launch.control_plane_argv(
@@ -173,10 +173,10 @@ def canary_lab(request, tmp_path, lab_net):
             splits=[f"{LISTENER}={CANARY_LISTENER}"],
             weight_file=weight_file,
         )
-        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
         if request.param == "proxyless":
             env = launch.client_env(f"xds:///{LISTENER}", xds, "c1", **CLIENT_ENV)
-            yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "c1"
+            yield sup, weight_file, plane, launchers.start_client(sup, "c1", env), "c1"
             return
         listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
         admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
@@ -189,7 +189,7 @@ def canary_lab(request, tmp_path, lab_net):
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {"SERVER_ADDRESS": f"ipv4:{listen[0]}:{listen[1]}", "CLIENT_ID": "c1", **CLIENT_ENV}
-        yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "envoy-1"
+        yield sup, weight_file, plane, launchers.start_client(sup, "c1", env), "envoy-1"
 
 
 def rds_acks(plane, node: str) -> list[dict]:

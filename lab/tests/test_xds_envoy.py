@@ -14,7 +14,7 @@ import time
 
 import pytest
 from hello_client import events as client_events
-from hellolb_lab import envoy, polling, procs, stage
+from hellolb_lab import envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -64,12 +64,12 @@ def envoy_lab(tmp_path, prefix):
             (f"s{i}", launch.server_env(f"s{i}", f"{prefix}.{10 + i}", 50051, WORK_TIME="2ms"))
             for i in (1, 2, 3)
         ]
-        stage.start_servers(sup, servers, WAIT_S)
+        launchers.start_servers(sup, servers, WAIT_S)
         zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12"])
         argv = launch.control_plane_argv(
             xds, zone.path, [f"{LISTENER}={NAME}"], lb_policy_file=policy_file
         )
-        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {
@@ -80,7 +80,7 @@ def envoy_lab(tmp_path, prefix):
             "SUMMARY_INTERVAL": "500ms",
             "LOG_FORMAT": "json",
         }
-        client = stage.start_client(sup, "c1", env)
+        client = launchers.start_client(sup, "c1", env)
         yield sup, zone, policy_file, plane, admin, client
 
 

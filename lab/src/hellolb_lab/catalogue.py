@@ -8,9 +8,9 @@ cluster check watches it. The lab, the
 verdicts, the tour and bench tables, the CLI's choices, the cluster check, the docs pages and the
 tests all read these records; none of them spells a scenario out again.
 
-Adding a scenario: one :class:`Scenario` record here, one overlay ``k8s/overlays/<name>``, its
-checks (:mod:`hellolb_lab.checks`, when it needs a new one) and its page
-``docs/scenarios/<name>.md``.
+Adding a scenario: one :class:`Scenario` record here, one overlay ``k8s/overlays/<name>`` and
+its page ``docs/scenarios/<name>.md`` (and a check in :mod:`hellolb_lab.checks`, or a phase in
+:mod:`hellolb_lab.phases`, when it needs a new one).
 """
 
 from __future__ import annotations
@@ -23,13 +23,9 @@ from hellolb_lab.errors import LabError
 #: A scenario's Kubernetes namespace is this prefix and its name (see :func:`namespace`).
 NAMESPACE_PREFIX = "grpc-lb-"
 
-#: Servers leaving cost no call: in a rollout, and when one crashes (with the client's and
-#: Envoy's retries, the calls in flight on the dead server are sent again).
-ROLLOUT_LOSSLESS = "no failed call in the rollout"
-CRASH_LOSSLESS = "no failed call in the crash"
-
-#: Checks every scenario runs, before its own. A check of a phase the run left out is skipped.
-COMMON_CHECKS = ("answers", "no failed RPC", ROLLOUT_LOSSLESS, CRASH_LOSSLESS)
+#: Checks every scenario runs, before its phases' headline checks and its own
+#: (:func:`hellolb_lab.judging.check_names`).
+COMMON_CHECKS = ("answers", "no failed RPC")
 
 
 def namespace(name: str) -> str:
@@ -65,7 +61,7 @@ class Bound(enum.Enum):
 
 @dataclass(frozen=True)
 class Phase:
-    """A named step of the timeline after the scale-up (see :mod:`hellolb_lab.timeline`).
+    """A record's use of a phase after the scale-up, by its name in :mod:`hellolb_lab.phases`.
 
     ``on_cluster=False`` keeps the step to the lab: the cluster check follows the walkthrough.
     """
@@ -104,6 +100,7 @@ class Scenario:
     bound: Bound
     rollout: str
     crash: str
+    #: The checks of the scale-up (:data:`hellolb_lab.checks.CHECKS`); its phases bring theirs.
     checks: tuple[str, ...]
     phases: tuple[Phase, ...] = ()
     needs_cluster: str | None = None
@@ -122,14 +119,8 @@ class Scenario:
         """The phases after the scale-up: the scenario's own, then the common ones."""
         return (*self.phases, *COMMON_PHASES)
 
-    @property
-    def expected_checks(self) -> tuple[str, ...]:
-        """Every check the verdict runs for this scenario, in order."""
-        return (*COMMON_CHECKS, *self.checks)
-
 
 NEW_SERVER_REACHED = "every new server reached"
-ALL_AFTER_ROLLOUT = "every server answers after the rollout"
 
 #: What the scenarios whose calls are balanced by Envoy go through.
 ENVOY_ROLLOUT = (
@@ -145,13 +136,6 @@ DIRECT_CRASH = (
     "no call fails: the client's retries send the calls in flight to the servers it is still "
     "connected to"
 )
-#: The xDS control plane's restart phase: what the client does while it is down, and after.
-CALLS_GO_ON = "calls go on while the control plane is down"
-FOUND_ONCE_BACK = "a server added while it is down is reached once it is back"
-#: The canary's weight steps (0, 10, 50, 100 percent, then the rollback to 0).
-CANARY_SPLIT = "each weight step splits the calls within tolerance"
-CANARY_LOSSLESS = "no failed call through the weight steps and the rollback"
-
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
@@ -169,7 +153,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "no call fails: the calls in flight die with the connection, and the client's "
             "retries send them over a new one, to another server"
         ),
-        checks=("one server per client connection", "one server per client after the rollout"),
+        checks=("one server per client connection",),
         # In the lab only: a restarted client shows that a new connection may land on another
         # server, and still on one only.
         phases=(Phase("restart_client", on_cluster=False),),
@@ -187,11 +171,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "default 30 s re-resolution floor it can fail every call until the floor passes"
         ),
         crash=DIRECT_CRASH,
-        checks=(
-            "balanced over the first servers",
-            "no traffic to the new servers",
-            ALL_AFTER_ROLLOUT,
-        ),
+        checks=("balanced over the first servers", "no traffic to the new servers"),
     ),
     Scenario(
         name="maxage",
@@ -205,7 +185,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "maximum age or an old server closes its connections, and then uses every one"
         ),
         crash=DIRECT_CRASH,
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
         watch=ClusterWatch(observe_s=60.0),
     ),
     Scenario(
@@ -217,12 +197,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         bound=Bound.ENVOY_DNS,
         rollout=ENVOY_ROLLOUT,
         crash=ENVOY_CRASH,
-        checks=(
-            NEW_SERVER_REACHED,
-            "new proxy replicas idle until the client restarts",
-            "new proxy replicas busy after the client restarts",
-            ALL_AFTER_ROLLOUT,
-        ),
+        checks=(NEW_SERVER_REACHED,),
         phases=(Phase("scale_proxies"), Phase("restart_client")),
     ),
     Scenario(
@@ -234,7 +209,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         bound=Bound.ENVOY_DNS,
         rollout=ENVOY_ROLLOUT,
         crash=ENVOY_CRASH,
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
     ),
     Scenario(
         name="linkerd",
@@ -248,7 +223,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "during its preStop pause, before it stops serving"
         ),
         crash="not run: the crash is a lab phase, and the lab cannot run linkerd",
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
         needs_cluster=(
             "linkerd needs a Kubernetes cluster: its proxy is injected and configured by the "
             "Linkerd control plane, which the lab cannot run. Use the cluster walkthrough (make "
@@ -269,7 +244,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "and publishes a new one once it serves, and the client's gRPC follows each push"
         ),
         crash=DIRECT_CRASH,
-        checks=(NEW_SERVER_REACHED, CALLS_GO_ON, FOUND_ONCE_BACK, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
         # The control plane stopped while the client runs, a server added meanwhile, and the
         # control plane started again.
         phases=(Phase("restart_control_plane"),),
@@ -287,7 +262,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "weight rolled back to 0"
         ),
         crash="not run: the crash is a lab phase, and the lab cannot run canary",
-        checks=(NEW_SERVER_REACHED, CANARY_SPLIT, CANARY_LOSSLESS, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
         # The weights 0, 10, 50 and 100, then 0 again, each watched after it applies.
         phases=(Phase("canary_steps"),),
         needs_cluster=(
@@ -312,11 +287,6 @@ def names() -> tuple[str, ...]:
 def lab_names() -> tuple[str, ...]:
     """The scenarios the lab runs on one machine, in tour order."""
     return tuple(s.name for s in SCENARIOS if s.in_lab)
-
-
-def phase_names() -> tuple[str, ...]:
-    """Every phase any scenario runs, by name, each once."""
-    return tuple(dict.fromkeys(p.name for s in SCENARIOS for p in s.all_phases))
 
 
 def get(name: str) -> Scenario:
@@ -369,14 +339,9 @@ STREAMS_ON_ONE = "streams on one server at start"
 STREAMS_SPREAD = "streams over every first server at start"
 STREAMS_STAY = "streams stay where they started after the scale-up"
 STREAMS_MOVE_AT_AGE = "streams move only at age + grace, to every server"
-STREAMS_DRAINED = "streams end with OK in the rollout"
-STREAMS_REOPENED = "streams reopened on new servers after the rollout"
-STREAMS_CRASH = "streams on the killed server end as expected and reopen"
 
 #: Checks of every scenario in stream mode, before the ones its expectation adds.
 COMMON_STREAM_CHECKS = ("answers", STREAMS_HELD)
-#: The rollout's checks, in every scenario.
-ROLLOUT_STREAM_CHECKS = (STREAMS_DRAINED, STREAMS_REOPENED)
 
 #: Envoy resets the client's stream when the server behind it dies mid-stream: grpc reads the
 #: reset as INTERNAL, which the client counts as an error.
@@ -444,9 +409,9 @@ STREAM_EXPECTATIONS: dict[str, StreamExpectation] = {
 
 
 def stream_checks(name: str) -> tuple[str, ...]:
-    """Every check the stream-mode verdict runs for scenario ``name``, in order."""
+    """The checks of the scale-up the stream-mode verdict runs for scenario ``name``, in order;
+    its phases bring theirs (:func:`hellolb_lab.judging.stream_check_names`)."""
     expect = STREAM_EXPECTATIONS[name]
     start = {Spread.ONE: (STREAMS_ON_ONE,), Spread.EVERY: (STREAMS_SPREAD,), Spread.ANY: ()}
     moves = STREAMS_MOVE_AT_AGE if expect.moves is Moves.AT_AGE else STREAMS_STAY
-    crash = (STREAMS_CRASH,) if expect.crash_code is not None else ()
-    return (*COMMON_STREAM_CHECKS, *start[expect.start], moves, *ROLLOUT_STREAM_CHECKS, *crash)
+    return (*COMMON_STREAM_CHECKS, *start[expect.start], moves)

@@ -25,13 +25,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hello_client.config import MODES as CLIENT_MODES
+from hello_client.config import ClientConfig
 from hello_client.xds import BOOTSTRAP_CONFIG, BOOTSTRAP_FILE, xds_settings
+from hello_server.config import ServerConfig
 from hellolb.config import ConfigError
 
-from hellolb_lab import bounds, catalogue, dns, envoy, front
+from hellolb_lab import bounds, dns, envoy, front
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.errors import LabError
@@ -45,8 +47,17 @@ STREAM_MODE = "streams"
 KUBE_PROXY_ADMIN_PORT = 9901
 
 
-#: The phase that adds one server while the xDS control plane is down.
-RESTART_CONTROL_PLANE = "restart_control_plane"
+class PhaseNeeds(Protocol):
+    """What a phase needs from the plan (:class:`hellolb_lab.phases.base.Phase` has these)."""
+
+    @property
+    def servers_added(self) -> int: ...
+
+    @property
+    def clients_added(self) -> int: ...
+
+    @property
+    def second_server_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -110,11 +121,18 @@ class Plan:
     log_dir: Path
     server_env: Mapping[str, str]
     client_env: Mapping[str, str]
+    #: The servers' and the client's settings, parsed once from those environments by the
+    #: services' own config classes (the client's with its target set aside: :attr:`target`).
+    server_config: ServerConfig
+    client_config: ClientConfig
     server_port: int
     target: Target
     dns_refresh_s: float | None
     bound: float | None
     after_s: float
+    #: Every phase a record may name, by name: the plan asks them what they need
+    #: (:data:`hellolb_lab.phases.PHASES`, handed over by :func:`hellolb_lab.timeline.plan`).
+    phase_needs: Mapping[str, PhaseNeeds] = dataclasses.field(default_factory=dict)
     control_plane: ControlPlane | None = None
     #: Stream mode: the seconds within which the servers' maximum age and grace cut a stream
     #: (:func:`bounds.stream_cut`), and the streams the client keeps open (0: not stream mode).
@@ -148,19 +166,20 @@ class Plan:
 
     @property
     def clients(self) -> int:
-        """Clients the run starts: the first, and one per restart."""
-        return 1 + self.phases.count("restart_client")
+        """Clients the run starts: the first, and those its phases add (a restart)."""
+        return 1 + sum(self.phase_needs[n].clients_added for n in self.phases)
 
     @property
     def servers_total(self) -> int:
-        """Servers the run starts: ``scale_to``, and one more while the control plane is down."""
-        return self.options.scale_to + (RESTART_CONTROL_PLANE in self.phases)
+        """Servers the run starts: ``scale_to``, and those its phases add."""
+        return self.options.scale_to + sum(self.phase_needs[n].servers_added for n in self.phases)
 
     @property
     def servers_ever(self) -> int:
-        """Server pods the run may start: :attr:`servers_total`, and as many again in a
-        rollout."""
-        return self.servers_total * (2 if "rollout" in self.phases else 1)
+        """Server pods the run may start: :attr:`servers_total`, and as many again where a phase
+        replaces every server (a rollout)."""
+        second = any(self.phase_needs[n].second_server_set for n in self.phases)
+        return self.servers_total * (2 if second else 1)
 
     @property
     def registry(self) -> str:
@@ -294,17 +313,24 @@ class Plan:
         }
 
 
-def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = None) -> Plan:
-    """The plan of one run of ``scenario``; its overlay is rendered unless given."""
+def make(
+    scenario: Scenario,
+    options: Options,
+    ov: overlays.Overlay | None = None,
+    *,
+    phases: Mapping[str, PhaseNeeds],
+) -> Plan:
+    """The plan of one run of ``scenario``, whose phases are among ``phases``; its overlay is
+    rendered unless given."""
     if not scenario.in_lab:
         raise LabError(scenario.needs_cluster or f"{scenario.name} needs a cluster")
     ov = ov or overlays.load(scenario.name, options.k8s_dir)
     if options.scale_to <= ov.server_replicas:
         raise LabError(f"--scale-to must exceed the overlay's {ov.server_replicas} server replicas")
-    known = catalogue.phase_names()
-    for name in (*(options.phases or ()), *options.skip):
-        if name not in known:
-            raise LabError(f"no phase {name!r}; the phases after the scale-up: {', '.join(known)}")
+    for name in (*(p.name for p in scenario.all_phases), *(options.phases or ()), *options.skip):
+        if name not in phases:
+            known = ", ".join(phases)
+            raise LabError(f"no phase {name!r}; the phases after the scale-up: {known}")
     server_env = {**ov.server_env, **options.server_env, "LOG_FORMAT": "json"}
     if options.work_time is not None:
         server_env["WORK_TIME"] = options.work_time
@@ -324,22 +350,23 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
                 f"got {options.client_mode!r}"
             )
         client_env["CLIENT_MODE"] = options.client_mode
+    server = bounds.server_settings(scenario.name, server_env)
+    client = bounds.client_settings(scenario.name, client_env)
     dns_refresh = _dns_refresh(ov)
     bound = bounds.reach_bound(
         scenario,
-        server_env=server_env,
-        client_env=client_env,
+        server=server,
+        client=client,
         envoy_config=ov.envoy_config,
         dns_refresh_s=dns_refresh,
     )
     after = options.after if options.after is not None else bound
-    streams = client_env.get("CLIENT_MODE") == STREAM_MODE
-    cut = bounds.stream_cut(scenario.name, server_env) if streams else None
+    streams = client.mode == STREAM_MODE
+    cut = bounds.stream_cut(server) if streams else None
     if cut is not None and options.after is None:
         # Streams reach new servers only when the first ones are cut: wait for that.
         after = max(after or 0.0, cut[1])
     target = front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", ""))
-    server_port = int(server_env.get("PORT", "50051"))
     return Plan(
         scenario=scenario,
         overlay=ov,
@@ -347,14 +374,17 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         log_dir=options.log_dir or _default_log_dir(scenario.name, options.k8s_dir),
         server_env=server_env,
         client_env=client_env,
-        server_port=server_port,
+        server_config=server,
+        client_config=client,
+        server_port=server.port,
         target=target,
         dns_refresh_s=dns_refresh,
         bound=bound,
         after_s=after if after is not None else options.headless_after,
-        control_plane=_control_plane(scenario.name, ov, target, client_env, server_port, options),
+        control_plane=_control_plane(scenario.name, ov, target, client_env, server.port, options),
         stream_cut_s=cut,
-        stream_slots=bounds.stream_slots(scenario.name, client_env) if streams else 0,
+        stream_slots=client.concurrency if streams else 0,
+        phase_needs=phases,
     )
 
 

@@ -34,7 +34,7 @@ from hellolb import ticks
 from hellolb_lab.clientlog import FailedOpen, StreamLife
 
 if TYPE_CHECKING:
-    from hellolb_lab.disruption import Window
+    from hellolb_lab.measure import Window
 
 #: The verdict's ``extra`` key for :func:`figures`.
 STREAMS = "streams"

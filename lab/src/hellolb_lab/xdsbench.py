@@ -1,6 +1,6 @@
 """Benchmark: time from publishing a new server to its first call, over xDS and over DNS.
 
-``python -m hellolb_lab.xds.bench [--samples 5] [--net 127.0.129] [--dns-max-age 1s]``
+``python -m hellolb_lab.xdsbench [--samples 5] [--net 127.0.129] [--dns-max-age 1s]``
 
 Both paths run the same hello_client against the same kind of servers, one after the other in
 the same run, and each sample starts one more server and then publishes it in the zone:
@@ -30,7 +30,7 @@ from typing import Any
 from hello_client import events as client_events
 from hellolb.config import parse_duration
 
-from hellolb_lab import dns, polling, stage
+from hellolb_lab import dns, launchers, polling
 from hellolb_lab.procs import Proc, Supervisor
 from hellolb_lab.view import table
 from hellolb_lab.xds import launch
@@ -53,7 +53,9 @@ def _free_port(host: str, udp: bool = False) -> int:
 
 
 def _start_server(sup: Supervisor, server_id: str, ip: str, env: dict[str, str]) -> None:
-    stage.start_servers(sup, [(server_id, launch.server_env(server_id, ip, PORT, **env))], WAIT_S)
+    launchers.start_servers(
+        sup, [(server_id, launch.server_env(server_id, ip, PORT, **env))], WAIT_S
+    )
 
 
 def _sample(
@@ -88,10 +90,10 @@ def xds_path(
     _start_server(sup, "xds-s1", ips[0], SERVER_ENV)
     zone.publish(NAME, ips)
     argv = launch.control_plane_argv(address, zone.path, [f"{LISTENER}={NAME}"])
-    plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+    plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
     env = launch.client_env(f"xds:///{LISTENER}", address, CLIENT_ID, **CLIENT_ENV)
-    client = stage.start_client(sup, "xds-client", env)
-    stage.wait_ready(client, client_events.READY, WAIT_S)
+    client = launchers.start_client(sup, "xds-client", env)
+    launchers.wait_ready(client, client_events.READY, WAIT_S)
     delays, publications = [], []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{10 + n}")
@@ -111,7 +113,7 @@ def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: 
     ips = [f"{prefix}.41"]
     _start_server(sup, "dns-s1", ips[0], server_env)
     zone.publish(NAME, ips)
-    stage.start_dns(sup, (host, port), zone.path, WAIT_S)
+    launchers.start_dns(sup, (host, port), zone.path, WAIT_S)
     env = {
         "SERVER_ADDRESS": f"dns://{host}:{port}/{LISTENER}",
         "CLIENT_ID": "bench-dns",
@@ -119,8 +121,8 @@ def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: 
         "LOG_FORMAT": "json",
         **CLIENT_ENV,
     }
-    client = stage.start_client(sup, "dns-client", env)
-    stage.wait_ready(client, client_events.READY, WAIT_S)
+    client = launchers.start_client(sup, "dns-client", env)
+    launchers.wait_ready(client, client_events.READY, WAIT_S)
     delays = []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{40 + n}")
@@ -162,7 +164,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hellolb_lab.xds.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hellolb_lab.xdsbench", description=__doc__)
     parser.add_argument("--samples", type=int, default=5, help="new servers per path")
     parser.add_argument("--net", default="127.0.129", help="a 127.X.Y block for the run")
     parser.add_argument("--dns-max-age", default="1s", help="the DNS path's MAX_CONNECTION_AGE")
