@@ -18,8 +18,9 @@ EXPECTED_SCENARIOS = set(catalogue.names())
 KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-#: The scenarios whose pods Linkerd meshes (the canary's route is applied by its proxies).
-MESHED = {"linkerd", "canary"}
+#: The scenarios whose pods Linkerd meshes (the canary's route is applied by its proxies), as
+#: their records say.
+MESHED = {s.name for s in catalogue.SCENARIOS if s.meshed}
 #: Kinds that belong to no namespace (the xds control plane's read-only access).
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 

@@ -30,6 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "clientlog",
         "options",
         "cli",
+        "record",
         "catalogue",
         "deployment",
         "kubelet",

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hellolb_lab.catalogue import (
+from hellolb_lab.measure import ratio_text
+from hellolb_lab.record import (
     STREAMS_HELD,
     STREAMS_MOVE_AT_AGE,
     STREAMS_ON_ONE,
     STREAMS_SPREAD,
     STREAMS_STAY,
 )
-from hellolb_lab.measure import ratio_text
 from hellolb_lab.streamverdict import DRAIN_END, MAX_AGE_END
 from hellolb_lab.verdict import Verdict
 

@@ -122,7 +122,7 @@ def check_names(scenario: Scenario) -> tuple[str, ...]:
 def stream_check_names(scenario: Scenario) -> tuple[str, ...]:
     """Every check the stream-mode verdict runs for ``scenario``, in order."""
     phases = [PHASES[p.name] for p in scenario.all_phases]
-    own = catalogue.stream_checks(scenario.name)
+    own = scenario.stream_checks
     return (*own, *(n for p in phases for n in p.stream_checks(scenario)))
 
 

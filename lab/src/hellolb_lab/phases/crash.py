@@ -73,7 +73,7 @@ def _streams_crash(name: str, result: Verdict, bound: float | None) -> Check | N
     fig, w = phase_streams(result, NAME)
     if fig is None or w is None:
         return None
-    code = catalogue.STREAM_EXPECTATIONS[result.scenario].crash_code
+    code = catalogue.get(result.scenario).streams.crash_code
     held, ends = w["killed_held"], w["killed_ends"]
     reopened = sum(w["open_after"].values()) == fig["slots"]
     unexpected = set(w["other_ends"]) - chosen_ends(fig)
@@ -85,8 +85,7 @@ def _streams_crash(name: str, result: Verdict, bound: float | None) -> Check | N
 
 def _stream_checks(phase: Phase, scenario: Scenario) -> tuple[str, ...]:
     """Judged where the scenario says how a killed server's streams end."""
-    expect = catalogue.STREAM_EXPECTATIONS[scenario.name]
-    return (STREAMS_CRASH,) if expect.crash_code is not None else ()
+    return (STREAMS_CRASH,) if scenario.streams.crash_code is not None else ()
 
 
 def _cells(d: Any) -> dict[str, str]:
