@@ -66,10 +66,18 @@ def client_log(before: list[str], after: list[str], *, scale_at: float, end: flo
     return "\n".join(lines)
 
 
+def evaluate(scenario, client_log: str, *, reach_bound_s, **evidence):
+    """Judge a scenario from the client's log text around a scale-up, as the check does."""
+    events = clientlog.json_lines(client_log)
+    return judging.judge(
+        judging.Evidence(scenario, events, reach_bound_s=reach_bound_s, **evidence)
+    )
+
+
 def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
     scale_at, end = T0 + 20, T0 + 60
     log = client_log(OLD, after, scale_at=scale_at, end=end, **kw)
-    _, checks = e2e.evaluate(
+    _, checks = evaluate(
         catalogue.get(scenario),
         log,
         scale_at=scale_at,
@@ -102,7 +110,7 @@ def test_headless_fails_when_a_new_server_is_reached():
 
 def test_clusterip_passes_with_one_server_per_client():
     log = client_log(["server-a"], ["server-a"], scale_at=T0 + 20, end=T0 + 60)
-    _, checks = e2e.evaluate(
+    _, checks = evaluate(
         catalogue.get("clusterip"),
         log,
         scale_at=T0 + 20,

@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 from hellolb_lab import catalogue, clientlog, reader
 from hellolb_lab.view import LiveView
@@ -92,7 +93,10 @@ def test_parse_when_accepts_clock_times():
         reader.parse_when("2026-01-01T10:00:00Z") - reader.parse_when("2026-01-01T09:59:59+00:00")
         == 1.0
     )
-    assert isinstance(reader.parse_when("10:00:00"), float)
+    # A clock time is today's, in UTC; with no seconds, on the minute.
+    today = datetime.now(UTC).date().isoformat()
+    assert reader.parse_when("10:00:00") == reader.parse_when(f"{today}T10:00:00Z")
+    assert reader.parse_when("23:59") == reader.parse_when(f"{today}T23:59:00Z")
 
 
 def response(sec: float, server: str) -> str:

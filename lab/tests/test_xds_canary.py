@@ -13,16 +13,14 @@ control plane builds and the weight files it refuses.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 from hello_client import events as client_events
 from hellolb_lab import canary, clientlog, envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
-from hellolb_lab.procs import Supervisor
+from hellolb_lab.procs import Supervisor, free_port
 from hellolb_lab.xds import launch, resources, server, stream
-from hellolb_lab.xds.bootstrap import envoy_bootstrap
 from hellolb_lab.xds.server import ControlPlane
 
 STABLE = "server.lab"
@@ -42,12 +40,6 @@ APPLY_BOUND_S = 3.0
 #: new route, not that every call already uses it: Envoy's workers and gRPC's channel switch
 #: to it a moment later (measured below, and judged by the steps to 0 and 100).
 SETTLE_S = 0.5
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 # -- the route and the weight file, without processes
@@ -149,7 +141,7 @@ CLIENT_ENV = {
 
 
 @pytest.fixture(params=["envoy", "proxyless"])
-def canary_lab(request, tmp_path, lab_net):
+def canary_lab(request, tmp_path, lab_net, envoy_bootstrap):
     """Servers, the control plane, and a client calling through Envoy or, proxyless, taking
     the route itself; yields them and the xDS node whose ACKs tell a route applied."""
     prefix = lab_net(BLOCK)

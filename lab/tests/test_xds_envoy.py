@@ -9,16 +9,14 @@ the control plane must answer that request again, or the new cluster stays warmi
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 from hello_client import events as client_events
 from hellolb_lab import envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
-from hellolb_lab.procs import Supervisor
+from hellolb_lab.procs import Supervisor, free_port
 from hellolb_lab.xds import launch, stream
-from hellolb_lab.xds.bootstrap import envoy_bootstrap
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +25,6 @@ LISTENER = f"{NAME}:50051"
 #: The test's block within the session's own 127.X (see conftest.lab_net).
 BLOCK = 128
 WAIT_S = 20.0
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def stat(admin, name: str) -> int | None:
@@ -46,7 +38,7 @@ def prefix(lab_net):
 
 
 @pytest.fixture
-def envoy_lab(tmp_path, prefix):
+def envoy_lab(tmp_path, prefix, envoy_bootstrap):
     binary = procs.find_binary("envoy")
     zone = Zone(tmp_path / "zone.json")
     policy_file = tmp_path / "lb-policy"

@@ -26,8 +26,6 @@ The steps are planned first (:class:`CheckPlan`) and every command goes through
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from hellolb_lab import bounds, clientlog, judging
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
@@ -129,28 +127,5 @@ def run_check(run: ClusterRun, *, deploy: bool = True) -> tuple[Verdict, list[Ch
         later=later,
         readings=run.readings,
         streams=StreamSetup(plan.stream_slots, plan.stream_cut_s, end) if plan.streams else None,
-    )
-    return judging.judge(evidence)
-
-
-def evaluate(
-    scenario: Scenario,
-    client_log: str,
-    *,
-    scale_at: float,
-    servers_before: Sequence[str],
-    servers_after: Sequence[str],
-    end: float,
-    reach_bound_s: float | None,
-) -> tuple[Verdict, list[Check]]:
-    """Judge a scenario from the client's log text (all its JSON lines) around a scale-up."""
-    evidence = Evidence(
-        scenario=scenario,
-        events=clientlog.json_lines(client_log),
-        scale_at=scale_at,
-        servers_before=servers_before,
-        servers_after=servers_after,
-        end=end,
-        reach_bound_s=reach_bound_s,
     )
     return judging.judge(evidence)

@@ -18,7 +18,6 @@ This is a measurement, not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from hello_client import events as client_events
 from hellolb.config import parse_duration
 
 from hellolb_lab import dns, launchers, polling
-from hellolb_lab.procs import Proc, Supervisor
+from hellolb_lab.procs import Proc, Supervisor, free_port
 from hellolb_lab.view import table
 from hellolb_lab.xds import launch
 
@@ -44,12 +43,6 @@ CLIENT_ENV = {"CONCURRENCY": "4", "ROUND_INTERVAL": "1ms", "SUMMARY_INTERVAL": "
 SERVER_ENV = {"WORK_TIME": "0"}
 CLIENT_ID = "bench-xds"
 COLUMNS = ("path", "samples", "median ms", "min ms", "max ms", "push median ms", "vs xDS")
-
-
-def _free_port(host: str, udp: bool = False) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _start_server(sup: Supervisor, server_id: str, ip: str, env: dict[str, str]) -> None:
@@ -85,7 +78,7 @@ def xds_path(
 ) -> tuple[list[float], list[float]]:
     zone = dns.Zone(folder / "xds-zone.json")
     host = f"{prefix}.1"
-    address = (host, _free_port(host))
+    address = (host, free_port(host))
     ips = [f"{prefix}.11"]
     _start_server(sup, "xds-s1", ips[0], SERVER_ENV)
     zone.publish(NAME, ips)
@@ -108,7 +101,7 @@ def xds_path(
 def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: str) -> list[float]:
     zone = dns.Zone(folder / "dns-zone.json")
     host = f"{prefix}.2"
-    port = _free_port(host, udp=True)
+    port = free_port(host, udp=True)
     server_env = {**SERVER_ENV, "MAX_CONNECTION_AGE": max_age, "MAX_CONNECTION_AGE_GRACE": "5s"}
     ips = [f"{prefix}.41"]
     _start_server(sup, "dns-s1", ips[0], server_env)
