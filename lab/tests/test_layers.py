@@ -58,7 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The expected behaviours of the scale-up.
     ("checks",),
     # A run planned: in the lab, and on a cluster.
-    ("plan", "clusterrun"),
+    ("controlplane", "plan", "clusterrun"),
     # A lab run's processes.
     ("stage",),
     # The phases, one module each, and their registry.

@@ -222,6 +222,7 @@ QUICKAGE = Scenario(
     rollout="no call fails",
     crash="no call fails",
     checks=(catalogue.NEW_SERVER_REACHED,),
+    streams=catalogue.get("maxage").streams,
     phases=(Phase("restart_client"),),
 )
 
