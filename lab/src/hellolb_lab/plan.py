@@ -15,7 +15,11 @@ What runs where is read from the overlay, not from the scenario's name (:class:`
 - an ``xds:`` target gets the lab's xDS control plane, standing in for the cluster's: it serves
   the listener the client asks for (``<service>.<namespace>:<port>``, as wongnai/xds names a
   Service port) with the addresses of the Service's Endpoints, and each client gets the
-  overlay's bootstrap, pointed at the lab's control plane and naming the client.
+  overlay's bootstrap, pointed at the lab's control plane and naming the client
+  (:mod:`hellolb_lab.controlplane`).
+
+At about 390 lines this module is longer than the others on purpose: :class:`Plan`'s methods are
+the one place where each process of a run gets its name, address, environment and config.
 """
 
 from __future__ import annotations
