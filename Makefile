@@ -29,6 +29,10 @@ gen: ## Generate the Python protocol code (with .pyi) from protos/
 	  --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) --grpc_python_out=$(PROTO_OUT) \
 	  protos/hellolb/v1/hello.proto
 
+.PHONY: scenarios
+scenarios: setup ## Write k8s/scenarios.json (names, meshed ones) from the lab's catalogue, for the Tiltfile
+	$(RUN) python tests/scenario_file.py
+
 .PHONY: test
 test: setup ## Run the whole test suite
 	$(RUN) pytest
@@ -85,32 +89,50 @@ tilt-down: ## Remove what tilt-up deployed for SCENARIO, its namespace included
 # The slow pod runs the image the scenario's servers run: Skaffold and Tilt
 # deploy theirs under a tag of their own, which a plain `kubectl apply -k`
 # would not name.
+# A running client in these scenarios never sees the slow pod: it resolves its
+# servers again only when a connection closes (grpc/grpc-java#1463,
+# grpc/grpc#12295), and clusterip's one connection stays where it is. The
+# catalogue's scenarios that never reach a new server (tests/test_uneven_target.py).
+UNEVEN_NEEDS_RESTART := clusterip headless
 .PHONY: uneven-up
 uneven-up: ## Add one 10x slower server pod (k8s/uneven/SCENARIO) behind SCENARIO's Service
 	image=$$(kubectl get deploy/server -n grpc-lb-$(SCENARIO) \
 	  -o jsonpath='{.spec.template.spec.containers[?(@.name=="server")].image}') && \
 	kubectl kustomize k8s/uneven/$(SCENARIO) \
 	  | kubectl set image --local -f - server="$$image" -o yaml | kubectl apply -f -
+	@if [[ " $(UNEVEN_NEEDS_RESTART) " == *" $(SCENARIO) "* ]]; then \
+	  echo "uneven-up: the running client of $(SCENARIO) resolves its servers only when a connection"; \
+	  echo "closes, so the slow pod gets no call until the client restarts:"; \
+	  echo "  kubectl rollout restart deploy/client -n grpc-lb-$(SCENARIO)"; \
+	fi
 
 .PHONY: uneven-down
 uneven-down: ## Remove the slow server pod from SCENARIO
 	kubectl delete -k k8s/uneven/$(SCENARIO) --ignore-not-found
 
+# The check, its Skaffold deploy and the Linkerd hook use the kubectl on your
+# PATH, checked first against the cluster's version; not through `uv run`, which
+# would put the .venv's kubectl (for the offline tests, newer than the node) first.
 .PHONY: e2e
 e2e: setup ## End-to-end check of SCENARIO on a real Kind cluster (CLIENT_MODE=streams: streams)
-	$(RUN) hellolb-lab e2e --scenario $(SCENARIO) $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
+	bash k8s/kubectl-skew.sh $(if $(CONTEXT),--context $(CONTEXT))
+	.venv/bin/hellolb-lab e2e --scenario $(SCENARIO) $(if $(CONTEXT),--context $(CONTEXT)) \
+	  $(if $(CLIENT_MODE),--client-mode $(CLIENT_MODE)) $(LAB_ARGS)
 
 .PHONY: canary-shift
 canary-shift: ## canary scenario: send WEIGHT percent of calls (0-100) to the canary; 0 rolls back
 	bash k8s/canary/canary-weight.sh $(if $(CONTEXT),--context $(CONTEXT)) $(WEIGHT)
 
 .PHONY: k8s-check
-k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile and Envoy configs
+k8s-check: setup ## Offline checks of manifests, skaffold.yaml, Tiltfile, Envoy configs and CI workflows
 	$(RUN) pytest tests/test_k8s_manifests.py tests/test_envoy_configs.py tests/test_skaffold.py \
 	  tests/test_tiltfile.py tests/test_ensure_linkerd.py lab/tests/test_e2e.py lab/tests/test_catalogue.py \
 	  tests/test_namespaces.py tests/test_envoy_resilience.py tests/test_linkerd_logs.py \
 	  tests/test_doc_commands.py tests/test_doc_jq.py tests/test_xds_manifests.py \
-	  tests/test_uneven_manifests.py
+	  tests/test_uneven_manifests.py tests/test_crd_schemas.py tests/test_workflows.py \
+	  tests/test_doc_facts.py tests/test_xds_image.py tests/test_xds_bootstrap.py \
+	  tests/test_kubectl_skew.py tests/test_uneven_target.py tests/test_envoy_deprecated.py \
+	  tests/test_kind_config.py
 
 ## Lab (one machine, no cluster)
 

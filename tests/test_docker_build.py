@@ -17,22 +17,25 @@ ownership (--chown, USER), which need a real engine.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import posixpath
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+#: The first test builds both images (pip, uv sync, protoc): on a busy 2-core machine that took
+#: 178 s, over the suite's 120 s default, which would fail a build that works.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = Path(__file__).resolve().parents[1]
 MAPPED = ("app", "protos", "gen")
@@ -60,22 +63,68 @@ def ignore_patterns() -> list[str]:
     return [p.strip() for p in lines if p.strip() and not p.startswith("#")]
 
 
+def pattern_matcher(pattern: str) -> Callable[[str], bool]:
+    """A cleaned .dockerignore pattern as Docker compiles it (moby/patternmatcher
+    ``Pattern.compile`` and ``Pattern.match``): with no wildcard, the path itself; ``foo**``,
+    any path starting ``foo``; ``**foo``, any path ending ``foo`` (``**/foo`` also ``foo``);
+    otherwise a regexp in which ``*`` and ``?`` stay within one folder, ``**`` spans any number
+    of them (``**/`` too, zero included), ``[...]`` is a class and ``\\`` escapes."""
+    out, kind, i = "^", "exact", 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("**", i):
+            first = i == 0
+            i += 3 if pattern.startswith("**/", i) else 2
+            if i >= len(pattern):
+                if kind == "exact":
+                    kind = "prefix"
+                else:
+                    out, kind = out + ".*", "regexp"
+            else:
+                out, kind = out + "(.*/)?", "regexp"
+            if first:
+                kind = "suffix"
+            continue
+        if ch == "*":
+            out, kind = out + "[^/]*", "regexp"
+        elif ch == "?":
+            out, kind = out + "[^/]", "regexp"
+        elif ch == "\\" and i + 1 < len(pattern):
+            i += 1
+            out, kind = out + re.escape(pattern[i]), "regexp"
+        elif ch in "[]":
+            out, kind = out + ch, "regexp"
+        else:
+            out += re.escape(ch)
+        i += 1
+    if kind == "exact":
+        return lambda path: path == pattern
+    if kind == "prefix":
+        return lambda path: path.startswith(pattern[:-2])
+    if kind == "suffix":
+        suffix = pattern[2:]
+        return lambda path: path.endswith(suffix) or (suffix[:1] == "/" and path == suffix[1:])
+    regex = re.compile(out + "$")
+    return lambda path: regex.match(path) is not None
+
+
 def ignored(relative: str, patterns: list[str]) -> bool:
-    """Docker's rule, for the patterns this project uses: a path is out when it or a parent
-    folder matches, ``**/`` matching any depth."""
+    """Docker's rule (moby/patternmatcher ``MatchesOrParentMatches``, which BuildKit applies to
+    the context): patterns are cleaned paths, read in order; a path is out when it or one of
+    its parent folders matches the last pattern that decides it, and a ``!`` pattern brings a
+    matched path back in."""
     parts = relative.split("/")
-    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    for pattern in patterns:
-        for prefix in prefixes:
-            if fnmatch.fnmatchcase(prefix, pattern):
-                return True
-            if pattern.startswith("**/") and fnmatch.fnmatchcase(prefix, pattern[3:]):
-                return True
-            if pattern.startswith("**/") and fnmatch.fnmatchcase(
-                prefix.rsplit("/", 1)[-1], pattern[3:]
-            ):
-                return True
-    return False
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    matched = False
+    for raw in patterns:
+        exclusion = raw.startswith("!")
+        pattern = posixpath.normpath(raw[1:] if exclusion else raw).lstrip("/")
+        if exclusion != matched:
+            continue
+        match = pattern_matcher(pattern)
+        if any(match(c) for c in candidates):
+            matched = not exclusion
+    return matched
 
 
 def build_context(target: Path) -> Path:
@@ -313,3 +362,23 @@ def test_the_server_image_does_not_carry_the_client(images):
             capture_output=True,
         )
     assert sys.executable  # the replay used this interpreter's version for the base image
+
+
+@pytest.mark.parametrize(
+    ("path", "patterns", "out"),
+    [
+        ("README.md", ["*.md"], True),
+        # `*` stays within one folder: a README deeper down is sent.
+        ("services/server/README.md", ["*.md"], False),
+        ("tests", ["**/tests"], True),
+        ("services/server/tests/test_x.py", ["**/tests"], True),
+        ("lab/src/x.pyc", ["**/*.py[cod]"], True),
+        ("lab/src/x.py", ["**/*.py[cod]"], False),
+        ("k8s/kind/cluster.yaml", ["k8s"], True),
+        ("k8sx", ["k8s"], False),
+        ("notes.md", ["*.md", "!notes.md"], False),
+        ("docs/a.md", ["docs", "!docs/a.md"], False),
+    ],
+)
+def test_the_context_filter_follows_dockers_pattern_rules(path, patterns, out):
+    assert ignored(path, patterns) is out

@@ -6,6 +6,7 @@ without Linkerd."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,9 +17,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "k8s" / "linkerd" / "ensure-linkerd.sh"
 
-#: Linkerd's Gateway API compatibility table (linkerd.io/2/features/gateway-api): the releases
-#: each Linkerd line supports, oldest and newest.
-GATEWAY_API_SUPPORTED = {"2.18": ((1, 1, 1), (1, 2, 1)), "2.19": ((1, 1, 1), (1, 2, 1))}
+#: Linkerd's Gateway API compatibility table: the releases each Linkerd line supports, oldest
+#: and newest (tests/upstream_facts.py, with its sources).
+_FACTS = ROOT / "tests" / "upstream_facts.py"
+_spec = importlib.util.spec_from_file_location("upstream_facts", _FACTS)
+assert _spec is not None
+assert _spec.loader is not None
+facts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(facts)
+GATEWAY_API_SUPPORTED = facts.LINKERD_GATEWAY_API
 
 READY = "linkerd-destination=1/1\nlinkerd-identity=1/1\nlinkerd-proxy-injector=1/1\n"
 STARTING = "linkerd-destination=/1\nlinkerd-identity=1/1\nlinkerd-proxy-injector=1/1\n"
@@ -56,8 +63,11 @@ echo "unexpected kubectl call: $*" >&2
 exit 99
 """
 
-# Like the real CLI, `install` refuses while linkerd-config exists in its namespace and
-# `upgrade` needs the values a CLI install stored.
+# Like the real CLI, `install` refuses while linkerd-config exists in its namespace
+# (linkerd2 cli/cmd/install.go, errMsgLinkerdConfigResourceConflict, whose text this prints),
+# and `upgrade` starts from the values a CLI install stored in the linkerd-config-overrides
+# Secret (cli/cmd/upgrade.go, loadStoredValues). Without that Secret this stand-in refuses;
+# what the real CLI then does was not checked against its source.
 FAKE_LINKERD = r"""#!/usr/bin/env bash
 echo "linkerd $*" >> "$CALLS"
 ns=linkerd
@@ -168,8 +178,13 @@ def test_fresh_cluster_gets_crds_then_the_control_plane_in_linkerds_default_name
         ("stable-2.19.2", "2.19"),
         ("enterprise-2.19.1", "2.19"),
         ("enterprise-2.18.3", "2.18"),
-        # Edge releases follow the newest stable line.
+        ("stable-2.20.0", "2.20"),
+        ("enterprise-2.20.1", "2.20"),
+        # An edge release belongs to the newest stable line of its month.
         ("edge-25.10.1", "2.19"),
+        ("edge-26.5.3", "2.19"),
+        ("edge-26.6.1", "2.20"),
+        ("edge-26.11.2", "2.20"),
     ],
 )
 def test_the_gateway_api_release_installed_is_one_linkerd_supports(tmp_path, version, line):
@@ -194,13 +209,45 @@ def test_linkerd_2_17_brings_its_own_gateway_api_crds(tmp_path):
 
 
 def test_gateway_api_crds_already_there_are_kept_with_a_warning_when_unsupported(tmp_path):
-    result, calls = run(tmp_path, state={"gateway": "v1.4.0"}, version="stable-2.19.2")
+    result, calls = run(tmp_path, state={"gateway": "v1.5.1"}, version="stable-2.19.2")
     assert result.returncode == 0, result.stderr
     assert gateway_version(calls) is None
     assert "warning" in result.stderr
-    assert "v1.1.1 to v1.2.1" in result.stderr
-    quiet, _ = run(tmp_path / "ok", state={"gateway": "v1.2.1"}, version="stable-2.19.2")
+    assert "v1.1.1 to v1.4.0 for Linkerd 2.19" in result.stderr
+    quiet, _ = run(tmp_path / "ok", state={"gateway": "v1.4.0"}, version="stable-2.19.2")
     assert "warning" not in quiet.stderr
+
+
+def version_text(version: tuple[int, ...]) -> str:
+    return "v" + ".".join(map(str, version))
+
+
+@pytest.mark.parametrize(
+    ("version", "line"),
+    [
+        ("stable-2.18.1", "2.18"),
+        ("stable-2.19.2", "2.19"),
+        ("stable-2.20.0", "2.20"),
+        ("edge-26.11.2", "2.20"),
+        ("", "2.20"),
+        ("stable-2.23.0", "2.20"),
+    ],
+)
+def test_the_warning_follows_the_range_of_the_release_found(tmp_path, version, line):
+    # A version the CLI did not tell, or a release newer than the table, is held to the
+    # newest line the script knows.
+    oldest, newest = GATEWAY_API_SUPPORTED[line]
+    for case, bundle, warned in [
+        ("oldest", oldest, False),
+        ("newest", newest, False),
+        ("older", (oldest[0], oldest[1] - 1, 0), True),
+        ("newer", (newest[0], newest[1] + 1, 0), True),
+    ]:
+        result, _ = run(tmp_path / case, state={"gateway": version_text(bundle)}, version=version)
+        assert result.returncode == 0, result.stderr
+        expected = f"{version_text(oldest)} to {version_text(newest)} for Linkerd {line}"
+        assert (expected in result.stderr) is warned, (case, result.stderr)
+        assert ("warning" in result.stderr) is warned, (case, result.stderr)
 
 
 def test_a_new_control_plane_can_go_to_another_namespace(tmp_path):

@@ -3,6 +3,7 @@ each scenario needs (Service kind, client target, env, Linkerd, hardening, probe
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 from pathlib import Path
@@ -19,7 +20,7 @@ KUBERNETES_VERSIONS = ("1.34.0", "1.37.0")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 #: The scenarios whose pods Linkerd meshes (the canary's route is applied by its proxies), as
-#: their records say.
+#: the catalogue records them.
 MESHED = {s.name for s in catalogue.SCENARIOS if s.meshed}
 #: Kinds that belong to no namespace (the xds control plane's read-only access).
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
@@ -393,10 +394,14 @@ KIND_V0_33_IMAGES = {
     "v1.35.8": "sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0",
     "v1.34.11": "sha256:44e222ee2132dab25ff87301682f89eb82c7880ea3a1bf543bfe9708fd08d67d",
 }
-#: Linkerd's supported Kubernetes versions (linkerd.io/2/reference/k8s-versions), for the
-#: release the project is written for.
-LINKERD_KUBERNETES = {"2.19": ((1, 29), (1, 34))}
-LINKERD_RELEASE = "2.19"
+#: Linkerd's supported Kubernetes versions per release (tests/upstream_facts.py).
+_FACTS = ROOT / "tests" / "upstream_facts.py"
+_spec = importlib.util.spec_from_file_location("upstream_facts", _FACTS)
+assert _spec is not None
+assert _spec.loader is not None
+_facts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_facts)
+LINKERD_KUBERNETES = _facts.LINKERD_KUBERNETES
 NODE_IMAGE = re.compile(r"^kindest/node:(v(\d+)\.(\d+)\.\d+)@(sha256:[0-9a-f]{64})$")
 
 
@@ -421,8 +426,9 @@ def test_kind_nodes_run_one_image_pinned_by_tag_and_digest_from_kinds_release_no
     assert KIND_V0_33_IMAGES.get(tag) == digest, f"{tag} is not an image built for kind v0.33"
 
 
-def test_kind_runs_a_kubernetes_version_that_linkerd_supports():
-    oldest, newest = LINKERD_KUBERNETES[LINKERD_RELEASE]
+@pytest.mark.parametrize("release", sorted(LINKERD_KUBERNETES))
+def test_kind_runs_a_kubernetes_version_that_each_supported_linkerd_release_supports(release):
+    oldest, newest = LINKERD_KUBERNETES[release]
     assert oldest <= pinned_kubernetes() <= newest
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import os
+import posixpath
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,12 +16,14 @@ import jsonpatch
 import jsonschema
 import pytest
 import yaml
+from hellolb_lab import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT.parent / "shared" / "schemas" / "skaffold-v4beta14.json"
 OVERLAYS = sorted(p.name for p in (ROOT / "k8s" / "overlays").iterdir() if p.is_dir())
 CONFIG = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
 PROFILES = {p["name"]: p for p in CONFIG["profiles"]}
+MESHED = {s.name for s in catalogue.SCENARIOS if s.meshed}
 
 
 def validator() -> jsonschema.Draft7Validator:
@@ -39,24 +43,128 @@ def deepest_error(errors: list[jsonschema.ValidationError]) -> str:
     return f"{'/'.join(map(str, best.absolute_path))}: {best.message}"
 
 
-def overlay(base: Any, layer: Any) -> Any:
-    """Skaffold's profile semantics: mappings merge field by field, anything else is replaced."""
-    if isinstance(base, dict) and isinstance(layer, dict):
-        merged = dict(base)
+#: Fields of SkaffoldConfig v4beta14 that are Go pointers to structs
+#: (pkg/skaffold/schema/latest/config.go: ``Generate.Kustomize *Kustomize``, ``Generate.Helm``,
+#: the deployers of ``DeployType``): a profile that sets one replaces it whole.
+REPLACED_WHOLE = {
+    ("manifests", "kustomize"),
+    ("manifests", "helm"),
+    ("deploy", "docker"),
+    ("deploy", "helm"),
+    ("deploy", "kpt"),
+    ("deploy", "kubectl"),
+    ("deploy", "cloudrun"),
+}
+#: ``BuildType`` is a oneOf (``yamltags:"oneOf=build"``): the builder a profile sets replaces
+#: whichever the config had (``overlayOneOfField``).
+BUILDERS = {"local", "googleCloudBuild", "cluster"}
+#: The Pipeline fields a profile overlays (``applyProfile`` walks ``profile.Pipeline``).
+PIPELINE = {"build", "test", "manifests", "deploy", "portForward", "resourceSelector", "verify",
+            "customActions"}  # fmt: skip
+
+
+def overlay(base: Any, layer: Any, path: tuple[str, ...] = ()) -> Any:
+    """Skaffold's profile overlay (``overlayProfileField``, pkg/skaffold/schema/profiles.go):
+    a struct is overlaid field by field; a pointer the profile sets, a non-empty list, a
+    non-zero number or non-empty string replaces the config's value; an unset pointer, an empty
+    list, 0 and "" keep it."""
+    if layer is None:
+        return copy.deepcopy(base)
+    if isinstance(layer, dict):
+        if base is None or path in REPLACED_WHOLE or not isinstance(base, dict):
+            return copy.deepcopy(layer)
+        merged = copy.deepcopy(base)
+        if path == ("build",) and BUILDERS & layer.keys():
+            for builder in BUILDERS:
+                merged.pop(builder, None)
         for key, value in layer.items():
-            merged[key] = overlay(base[key], value) if key in base else copy.deepcopy(value)
+            merged[key] = overlay(base.get(key), value, (*path, key))
         return merged
+    if isinstance(layer, list):
+        return copy.deepcopy(layer) if layer else copy.deepcopy(base)
+    if layer == "" or (type(layer) is int and layer == 0):
+        return copy.deepcopy(base)
     return copy.deepcopy(layer)
 
 
 def activate(config: dict, name: str) -> dict:
-    """The config as ``skaffold -p name`` sees it: profile fields laid over, then its patches."""
+    """The config as ``skaffold -p name`` sees it: profile fields laid over, then its patches
+    (``applyProfile``, profiles.go)."""
     profile = next(p for p in config["profiles"] if p["name"] == name)
-    fields = {k: v for k, v in profile.items() if k not in {"name", "activation", "patches"}}
-    result = overlay({k: v for k, v in config.items() if k != "profiles"}, fields)
+    result = {k: v for k, v in config.items() if k != "profiles"}
+    for key in PIPELINE & profile.keys():
+        result[key] = overlay(result.get(key), profile[key], (key,))
     if profile.get("patches"):
         result = jsonpatch.apply_patch(result, profile["patches"])
     return result
+
+
+def regex_equal(expected: str, actual: str) -> bool:
+    """``RegexEqual`` (pkg/skaffold/util/regex.go): a leading ``!`` negates; equal strings
+    match; otherwise the expected text is a regexp searched in the actual one (an invalid
+    regexp matches nothing)."""
+    if expected.startswith("!"):
+        return not regex_equal(expected[1:], actual)
+    if expected == actual:
+        return True
+    try:
+        return re.search(expected, actual) is not None
+    except re.error:
+        return False
+
+
+def auto_activated(config: dict, command: str, env: dict[str, str], kube_context: str) -> list:
+    """The profiles Skaffold turns on by itself (``activatedProfiles``, profiles.go): a profile
+    with one ``activation`` condition whose command, env (``KEY=VALUE``, the value a regexp;
+    ``KEY=`` means unset or empty) and kubeContext all match. No activation, no
+    auto-activation."""
+    on = []
+    for profile in config["profiles"]:
+        for cond in profile.get("activation", []):
+            command_ok = not cond.get("command") or regex_equal(cond["command"], command)
+            env_ok = True
+            if cond.get("env"):
+                key, _, value = cond["env"].partition("=")
+                actual = env.get(key, "")
+                env_ok = actual == "" if value == "" else regex_equal(value, actual)
+            context = cond.get("kubeContext")
+            context_ok = not context or regex_equal(context, kube_context)
+            if command_ok and env_ok and context_ok:
+                on.append(profile["name"])
+                break
+    return on
+
+
+def doublestar_match(pattern: str, path: str) -> bool:
+    """``doublestar.PathMatch``, as Skaffold's sync uses it: ``**`` spans any number of folders,
+    ``*`` and ``?`` stay within one."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.fullmatch(out, path) is not None
+
+
+def sync_destinations(rules: list[dict], rel_path: str, workdir: str = "/") -> list[str]:
+    """``matchSyncRules`` (pkg/skaffold/sync/sync.go): every manual rule whose ``src`` matches
+    the path (relative to the artifact's context) copies it to ``dest`` (relative to the
+    container's working directory unless absolute) joined with the path minus ``strip``. A
+    changed file that matches no rule makes the whole change a rebuild (``intersect``)."""
+    out = []
+    for rule in rules:
+        if doublestar_match(rule["src"], rel_path):
+            base = rule["dest"] if rule["dest"].startswith("/") else f"{workdir}/{rule['dest']}"
+            sub = rel_path.removeprefix(rule.get("strip", ""))
+            out.append(posixpath.normpath(posixpath.join(base, sub)))
+    return out
 
 
 def assert_valid(config: dict) -> None:
@@ -160,15 +268,90 @@ def test_synced_paths_exist_in_the_checkout(service):
     assert (ROOT / "libs" / "hellolb" / "src").is_dir()
 
 
-@pytest.mark.parametrize("meshed", ["linkerd", "canary"])
-def test_linkerd_profile_ensures_linkerd_before_deploying(meshed):
-    hooks = activate(CONFIG, meshed)["deploy"]["kubectl"]["hooks"]
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_linkerd_is_ensured_before_deploying_exactly_where_the_catalogue_says_meshed(name):
+    hooks = activate(CONFIG, name)["deploy"]["kubectl"].get("hooks")
+    if name not in MESHED:
+        assert hooks is None
+        return
     (hook,) = hooks["before"]
     assert hook["host"]["command"] == ["bash", "k8s/linkerd/ensure-linkerd.sh"]
     assert (ROOT / "k8s" / "linkerd" / "ensure-linkerd.sh").is_file()
-    for name in OVERLAYS:
-        if name not in ("linkerd", "canary"):
-            assert "hooks" not in activate(CONFIG, name)["deploy"]["kubectl"]
+
+
+def test_profile_names_are_the_catalogues_scenarios():
+    assert sorted(p["name"] for p in CONFIG["profiles"]) == sorted(catalogue.names())
+
+
+@pytest.mark.parametrize("command", ["dev", "run", "deploy", "delete", "render", "build", "debug"])
+def test_no_profile_turns_itself_on(command):
+    # Each scenario is chosen with -p; one that activated itself would be laid over every run.
+    env = {"SKAFFOLD_PROFILE": "", "KUBECONFIG": ""}
+    assert auto_activated(CONFIG, command, env, "kind-grpc-lb-lab") == []
+
+
+@pytest.mark.parametrize("name", OVERLAYS)
+def test_a_profile_that_replaces_a_deployer_or_renderer_keeps_what_the_base_set(name):
+    # Skaffold replaces a pointer field whole: a setting the base gives kubectl (or kustomize)
+    # would silently vanish from a profile that sets kubectl (or kustomize) too.
+    profile = PROFILES[name]
+    for section, field in REPLACED_WHOLE:
+        if field in profile.get(section, {}):
+            base = CONFIG.get(section, {}).get(field) or {}
+            assert set(base) <= set(profile[section][field]), f"{name}: {section}.{field}"
+
+
+def test_the_overlay_follows_skaffolds_rules():
+    base = {
+        "build": {"local": {"push": False}, "artifacts": [{"image": "a"}]},
+        "deploy": {"kubectl": {"flags": {"apply": ["--x"]}}, "statusCheckDeadlineSeconds": 180},
+        "portForward": [{"port": 1}],
+    }
+    layer = {
+        "build": {"cluster": {"namespace": "n"}},
+        "deploy": {"kubectl": {"hooks": {}}, "statusCheckDeadlineSeconds": 0},
+        "portForward": [],
+    }
+    config = {**base, "profiles": [{"name": "p", **layer}]}
+    active = activate(config, "p")
+    assert active["build"] == {"cluster": {"namespace": "n"}, "artifacts": [{"image": "a"}]}
+    assert active["deploy"] == {"kubectl": {"hooks": {}}, "statusCheckDeadlineSeconds": 180}
+    assert active["portForward"] == [{"port": 1}]
+
+
+def test_activation_follows_skaffolds_rules():
+    config = {
+        "profiles": [
+            {"name": "ci", "activation": [{"env": "CI=true"}]},
+            {"name": "not-kind", "activation": [{"kubeContext": "!kind-.*"}]},
+            {"name": "dev", "activation": [{"command": "dev"}, {"env": "X="}]},
+        ]
+    }
+    assert auto_activated(config, "run", {"CI": "true", "X": "1"}, "kind-a") == ["ci"]
+    assert auto_activated(config, "dev", {"X": "1"}, "gke") == ["not-kind", "dev"]
+    assert auto_activated(config, "run", {}, "kind-a") == ["dev"]
+
+
+@pytest.mark.parametrize("service", ["server", "client"])
+def test_every_source_file_syncs_to_where_the_image_and_tilt_put_it(service):
+    artifact = next(a for a in CONFIG["build"]["artifacts"] if a["image"] == f"hellolb-{service}")
+    rules = artifact["sync"]["manual"]
+    context = ROOT / artifact["context"]
+    # Tilt's sync(local, remote) maps each file under `local` to the same place under `remote`.
+    tilt = {f"services/{service}/src": f"/app/services/{service}/src",
+            "libs/hellolb/src": "/app/libs/hellolb/src"}  # fmt: skip
+    checked = 0
+    for local, remote in tilt.items():
+        for file in sorted((ROOT / local).rglob("*.py")):
+            rel = file.relative_to(context).as_posix()
+            expected = remote + "/" + file.relative_to(ROOT / local).as_posix()
+            assert sync_destinations(rules, rel) == [expected], rel
+            checked += 1
+    assert checked > 5
+    # Anything else makes the change a rebuild.
+    for rel in ("uv.lock", f"services/{service}/pyproject.toml", f"services/{service}/Dockerfile",
+                "protos/hellolb/v1/hello.proto", f"services/{service}/src/py.typed"):  # fmt: skip
+        assert sync_destinations(rules, rel) == [], rel
 
 
 @pytest.mark.parametrize("name", OVERLAYS)

@@ -18,8 +18,8 @@
 # Environment:
 #   LINKERD_NAMESPACE    where to install a new control plane (default linkerd)
 #   GATEWAY_API_VERSION  Gateway API release to install when its CRDs are absent
-#                        (default: v1.2.1, the newest release Linkerd 2.18 and
-#                        2.19 support; nothing for 2.17 and older, which bring
+#                        (default: v1.2.1, which Linkerd 2.18, 2.19 and 2.20
+#                        all support; nothing for 2.17 and older, which bring
 #                        their own)
 #   LINKERD_WAIT         how long to wait for a control plane (default 5m)
 #   SKAFFOLD_KUBE_CONTEXT  set by Skaffold; used as the kube context if present
@@ -32,10 +32,30 @@ if [[ -n "${SKAFFOLD_KUBE_CONTEXT:-}" ]]; then
   ctx=(--context "${SKAFFOLD_KUBE_CONTEXT}")
 fi
 
-# Linkerd's documented compatibility table (linkerd.io/2/features/gateway-api):
-# Linkerd 2.18 and 2.19 support Gateway API v1.1.1 to v1.2.1.
+# Linkerd's Gateway API compatibility table (linkerd.io/2/features/gateway-api;
+# linkerd/website linkerd.io/content/2-edge/features/gateway-api.md): the
+# oldest and newest release each stable line supports. The default is in all.
 gateway_default="v1.2.1"
-gateway_oldest="v1.1.1"
+gateway_range() {
+  case "$1" in
+    18) echo "v1.1.1 v1.2.1" ;;
+    19) echo "v1.1.1 v1.4.0" ;;
+    20) echo "v1.2.1 v1.5.1" ;;
+    *) return 1 ;;
+  esac
+}
+newest_known=20
+# The stable line an edge release edge-YY.M.N belongs to, by date: Linkerd 2.19
+# shipped in October 2025 and 2.20 in June 2026 (linkerd.io/2026/06/23/
+# announcing-linkerd-2.20); an edge release carries the newest stable line of
+# its month.
+edge_line() {
+  local month=$(( 10#$1 * 100 + 10#$2 ))
+  if (( month >= 2606 )); then echo 20
+  elif (( month >= 2510 )); then echo 19
+  else echo 18
+  fi
+}
 # Names that do not change between installs (linkerd2's charts).
 webhook=linkerd-proxy-injector-webhook-config
 destination_label=linkerd.io/control-plane-component=destination
@@ -147,11 +167,18 @@ version="$(linkerd version --client --short 2>/dev/null || true)"
 say "no Linkerd control plane found; installing with the linkerd CLI ${version:-of unknown version}"
 
 # Gateway API CRDs: Linkerd 2.18 and later need them installed beforehand; up
-# to 2.17 `linkerd install --crds` brings its own. Edge releases follow the
-# newest stable line.
+# to 2.17 `linkerd install --crds` brings its own.
 minor=""
 if [[ "${version}" =~ (stable|enterprise)-2\.([0-9]+) ]]; then
   minor="${BASH_REMATCH[2]}"
+elif [[ "${version}" =~ edge-([0-9]+)\.([0-9]+)\. ]]; then
+  minor="$(edge_line "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}")"
+fi
+# The range of the release found; a release newer than this table, or one whose
+# version the CLI did not tell, is held to the newest line the table knows.
+line="${minor:-${newest_known}}"
+if (( line > newest_known )); then
+  line="${newest_known}"
 fi
 if [[ -n "${minor}" && "${minor}" -le 17 ]]; then
   say "Linkerd 2.${minor} ships its own Gateway API CRDs"
@@ -159,10 +186,11 @@ elif k get crd httproutes.gateway.networking.k8s.io >/dev/null 2>&1; then
   bundle="$(k get crd httproutes.gateway.networking.k8s.io \
     -o jsonpath='{.metadata.annotations.gateway\.networking\.k8s\.io/bundle-version}')"
   say "Gateway API CRDs present (${bundle:-unknown version}), left as they are"
-  if [[ -n "${bundle}" ]] && ! printf '%s\n%s\n%s\n' "${gateway_oldest}" "${bundle}" "${gateway_default}" \
+  read -r gateway_oldest gateway_newest <<<"$(gateway_range "${line}")"
+  if [[ -n "${bundle}" ]] && ! printf '%s\n%s\n%s\n' "${gateway_oldest}" "${bundle}" "${gateway_newest}" \
     | sort -V -C; then
-    say "warning: Linkerd documents Gateway API ${gateway_oldest} to ${gateway_default} for 2.18 and 2.19;
-  another version may not work with it (linkerd.io/2/features/gateway-api)"
+    say "warning: Linkerd documents Gateway API ${gateway_oldest} to ${gateway_newest} for Linkerd 2.${line};
+  ${bundle} may not work with it (linkerd.io/2/features/gateway-api)"
   fi
 else
   gw="${GATEWAY_API_VERSION:-${gateway_default}}"

@@ -4,6 +4,7 @@ Tilt ``--scenario`` choices and the CLI's choices are its names, and everything 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class Tilt:
             "kustomize": self._kustomize,
             "k8s_yaml": self._k8s_yaml,
             "listdir": self._listdir,
+            # Tilt's read_json (api/__init__.py): the file relative to the Tiltfile, parsed.
+            "read_json": lambda path, default=None: json.loads((REPO / path).read_text()),
             "os_path_basename": lambda path: Path(path).name,
             "os_path_dirname": lambda path: str(Path(path).parent),
             "os_path_join": lambda path, *paths: str(Path(path, *paths)),

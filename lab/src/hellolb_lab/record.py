@@ -94,7 +94,7 @@ class Scenario:
     #: What it does to the client's streams.
     streams: StreamExpectation
     phases: tuple[Phase, ...] = ()
-    #: Linkerd's proxy runs beside its client and servers (the cluster injects it).
+    #: Its pods run Linkerd's proxy, so the mesh is installed before it is deployed.
     meshed: bool = False
     needs_cluster: str | None = None
     watch: ClusterWatch = field(default_factory=ClusterWatch)
