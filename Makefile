@@ -147,7 +147,7 @@ tour: setup ## Every scenario in a row, then a comparison table
 .PHONY: lab-bench
 lab-bench: setup ## Measure balance, time to new servers and latency per scenario; xDS push time
 	$(RUN) hellolb-lab bench $(LAB_ARGS)
-	$(RUN) python -m hellolb_lab.xds.bench --samples 10
+	$(RUN) python -m hellolb_lab.xdsbench --samples 10
 
 .PHONY: hop-bench
 hop-bench: setup ## Where the Envoy hop's time goes: the shipped config less one setting at a time, bare, direct

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from hellolb_lab.procs import free_port
 
 ROOT = Path(__file__).resolve().parent
 
@@ -136,13 +136,6 @@ def spawn() -> Iterator[Callable[..., Proc]]:
     yield _spawn
     for proc in started:
         proc.stop()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (servers in tests refuse a busy one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ PROXY = catalogue.get("proxy")
 
 
 def bound(scenario, server_env=None, client_env=None, **kw):
-    return bounds.reach_bound(
-        scenario, server_env=server_env or {}, client_env=client_env or {}, **kw
-    )
+    server = bounds.server_settings(scenario.name, server_env or {})
+    client = bounds.client_settings(scenario.name, client_env or {})
+    return bounds.reach_bound(scenario, server=server, client=client, **kw)
 
 
 def test_max_age_rule_follows_the_age_and_the_resolution_floor():

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 from hellolb_lab import __main__ as cli
-from hellolb_lab import catalogue, checks, e2e, timeline
+from hellolb_lab import catalogue, judging
 from hellolb_lab.errors import LabError
+from hellolb_lab.phases import PHASES
 
 starlark_go = pytest.importorskip("starlark_go", reason="starlark-go is not installed")
 starlark_go.configure_starlark(allow_global_reassign=True)
@@ -148,26 +149,27 @@ def test_the_cli_offers_the_catalogue():
     assert bench.choices == catalogue.lab_names()
 
 
-def test_every_namespace_follows_the_one_rule_and_is_no_tools_own():
+@pytest.mark.parametrize("name", NAMES)
+def test_each_overlay_deploys_into_its_records_namespace_which_no_tool_owns(overlay_of, name):
+    # The cluster check and the log reader look for the scenario's pods in the record's
+    # namespace: the rendered overlay must put them there.
     owned = {"default", "kube-system", "kube-public", "linkerd", "linkerd-system", "linkerd-viz"}
-    for scenario in catalogue.SCENARIOS:
-        assert (
-            scenario.namespace == catalogue.namespace(scenario.name) == f"grpc-lb-{scenario.name}"
-        )
-        assert scenario.namespace not in owned
-    assert len({s.namespace for s in catalogue.SCENARIOS}) == len(NAMES)
+    scenario = catalogue.get(name)
+    assert overlay_of(name).namespace == scenario.namespace
+    assert scenario.namespace not in owned
 
 
 def test_everything_a_record_names_exists():
+    every_check = judging.functions()
     for scenario in catalogue.SCENARIOS:
-        assert set(scenario.expected_checks) <= set(checks.CHECKS), scenario.name
+        assert set(judging.check_names(scenario)) <= set(every_check), scenario.name
         for phase in scenario.all_phases:
             # A scenario that needs a cluster never runs in the lab: its own phases may be
             # the cluster check's only.
             if scenario.in_lab:
-                assert phase.name in timeline.PHASES, (scenario.name, phase.name)
+                assert PHASES[phase.name].lab is not None, (scenario.name, phase.name)
             if phase.on_cluster:
-                assert phase.name in e2e.PHASES, (scenario.name, phase.name)
+                assert PHASES[phase.name].cluster is not None, (scenario.name, phase.name)
 
 
 def test_a_scenario_that_needs_a_cluster_says_why():
@@ -184,10 +186,9 @@ def test_an_unknown_name_is_refused_with_the_known_ones():
 
 
 def test_every_scenario_says_what_it_does_to_streams():
-    assert set(catalogue.STREAM_EXPECTATIONS) == set(catalogue.names())
     for name in catalogue.names():
-        wanted = catalogue.stream_checks(name)
-        assert set(wanted) <= set(checks.CHECKS), name
+        wanted = judging.stream_check_names(catalogue.get(name))
+        assert set(wanted) <= set(judging.functions()), name
         # every scenario either keeps its streams where they started, or moves them at age
         stay = catalogue.STREAMS_STAY in wanted
         assert stay != (catalogue.STREAMS_MOVE_AT_AGE in wanted), name

@@ -2,10 +2,10 @@
 
 import math
 
-from hellolb_lab import checks, clientlog, disruption
+from hellolb_lab import clientlog, disruption, judging
 from hellolb_lab.catalogue import get
 from hellolb_lab.clientlog import Answer, Failure
-from hellolb_lab.disruption import Window
+from hellolb_lab.measure import Window
 from hellolb_lab.verdict import judge
 
 T0 = 1_700_000_000.0
@@ -64,14 +64,18 @@ def test_a_new_server_that_never_answers_leaves_the_balance_infinite():
 
 
 def verdict_with(d: disruption.Disruption):
-    return judge("headless", [], scale_at=None, disruptions={d.phase: d})
+    return judge("headless", [], scale_at=None, findings={d.phase: d})
+
+
+def expected(scenario, result):
+    return judging.run_checks(judging.check_names(scenario), result, None)
 
 
 def test_the_checks_read_the_phases_measurements():
     answers = every_quarter(OLD, T0 - 3, T0 + 4) + every_quarter(NEW[:2], T0 + 1, T0 + 12)
     failures = [Failure(T0 + 2, "UNAVAILABLE")]
     result = verdict_with(disruption.judge(window(), answers, failures))
-    found = {c.name: c for c in checks.expected(get("headless"), result)}
+    found = {c.name: c for c in expected(get("headless"), result)}
     assert found["no failed call in the rollout"].ok is False
     assert found["every server answers after the rollout"].ok is False
     assert found["every server answers after the rollout"].detail == "idle: s6"
@@ -81,7 +85,7 @@ def test_the_checks_read_the_phases_measurements():
 def test_a_crash_is_judged_against_the_calls_in_flight():
     crash = Window("crash", T0, T0 + 1, T0 + 4, tuple(OLD), facts={"killed": "s1", "in_flight": 4})
     d = disruption.judge(crash, every_quarter(OLD, T0 - 3, T0 + 4), [])
-    found = {c.name: c for c in checks.expected(get("maxage"), verdict_with(d))}
+    found = {c.name: c for c in expected(get("maxage"), verdict_with(d))}
     assert found["no failed call in the crash"].ok
     assert (
         found["no failed call in the crash"].detail == "0 failed of 4 calls in flight when s1 died"

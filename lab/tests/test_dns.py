@@ -1,27 +1,21 @@
 """The lab DNS server, asked with real UDP and TCP queries."""
 
-import socket
 import sys
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 from hellolb_lab import dns, procs
 from hellolb_lab.errors import LabError
+from hellolb_lab.procs import free_port
 
 HOST = "127.0.91.1"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def server(tmp_path):
     zone = dns.Zone(tmp_path / "zone.json")
     zone.publish("server.lab", ["127.0.91.11", "127.0.91.12"])
-    port = free_port()
+    port = free_port(HOST, udp=True)
     log: list[dict] = []
     servers = dns.serve(HOST, port, zone, ttl=1, log=log.append)
     yield zone, port, log
@@ -65,7 +59,7 @@ def test_wait_answers_times_out_with_what_it_got(server):
 
 
 def test_dns_process_answers_and_logs_queries(tmp_path):
-    port = free_port()
+    port = free_port(HOST, udp=True)
     zone = dns.Zone(tmp_path / "zone.json")
     zone.publish("proxy.lab", ["127.0.91.21"])
     with procs.Supervisor(tmp_path / "logs") as sup:

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 from hellolb_lab import __main__ as cli
-from hellolb_lab import bounds, canary, catalogue, cluster, e2e, overlay, verdict
+from hellolb_lab import bounds, canary, catalogue, clientlog, cluster, e2e, judging, overlay
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Options
+from hellolb_lab.phases import canary_steps, crash, rollout
+from hellolb_lab.phases import restart_control_plane as outage_phase
 
 T0 = 1_900_000_000.0
 CANARY_POD = "server-canary-7d9c5-x2k4p"
@@ -64,10 +66,18 @@ def client_log(before: list[str], after: list[str], *, scale_at: float, end: flo
     return "\n".join(lines)
 
 
+def evaluate(scenario, client_log: str, *, reach_bound_s, **evidence):
+    """Judge a scenario from the client's log text around a scale-up, as the check does."""
+    events = clientlog.json_lines(client_log)
+    return judging.judge(
+        judging.Evidence(scenario, events, reach_bound_s=reach_bound_s, **evidence)
+    )
+
+
 def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
     scale_at, end = T0 + 20, T0 + 60
     log = client_log(OLD, after, scale_at=scale_at, end=end, **kw)
-    _, checks = e2e.evaluate(
+    _, checks = evaluate(
         catalogue.get(scenario),
         log,
         scale_at=scale_at,
@@ -81,7 +91,7 @@ def judge(scenario: str, after: list[str], bound: float | None = None, **kw):
 
 def test_only_json_objects_are_read_from_logs():
     text = "[info] envoy starting\n{broken\n[1, 2]\n" + summary(T0, {"a": 1})
-    assert [e["event"] for e in e2e.json_lines(text)] == ["client.summary"]
+    assert [e["event"] for e in clientlog.json_lines(text)] == ["client.summary"]
 
 
 def test_proxy_requests_are_counted_from_envoy_access_log_lines():
@@ -100,7 +110,7 @@ def test_headless_fails_when_a_new_server_is_reached():
 
 def test_clusterip_passes_with_one_server_per_client():
     log = client_log(["server-a"], ["server-a"], scale_at=T0 + 20, end=T0 + 60)
-    _, checks = e2e.evaluate(
+    _, checks = evaluate(
         catalogue.get("clusterip"),
         log,
         scale_at=T0 + 20,
@@ -488,7 +498,7 @@ def test_xds_check_stops_the_control_plane_adds_a_server_and_starts_it_again(ove
     logs = [i for i, c in enumerate(calls) if "logs" in c and "app=client" in c]
     assert logs[-1] > at[-1]
     # Every check ran and passed but the crash's, a lab phase.
-    expected = [c for c in catalogue.get("xds").expected_checks if c != catalogue.CRASH_LOSSLESS]
+    expected = [c for c in judging.check_names(catalogue.get("xds")) if c != crash.LOSSLESS]
     assert checks == dict.fromkeys(expected, True)
 
 
@@ -496,8 +506,8 @@ def test_xds_check_fails_when_the_added_server_is_not_found_once_the_control_pla
     overlay_of,
 ):
     _, checks = drive(overlay_of, "xds", found_once_back=False)
-    assert checks[catalogue.FOUND_ONCE_BACK] is False
-    assert checks[catalogue.CALLS_GO_ON] is True
+    assert checks[outage_phase.FOUND_ONCE_BACK] is False
+    assert checks[outage_phase.CALLS_GO_ON] is True
 
 
 def test_xds_check_waits_out_the_clients_reconnection_after_a_long_outage(overlay_of):
@@ -506,13 +516,14 @@ def test_xds_check_waits_out_the_clients_reconnection_after_a_long_outage(overla
     record = dataclasses.replace(catalogue.get("xds"), watch=catalogue.ClusterWatch(phase_s=10))
     plan = e2e.plan_check(record, overlay_of("xds"), Options())
     run = e2e.ClusterRun(plan, cluster.Cluster(record.namespace, fake.run), fake.sleep, fake.clock)
-    e2e.run_check(run)
-    outage = run.extra[verdict.OUTAGE]
-    assert outage["bound_s"] == bounds.rejoin_bound(outage["down_s"], margin_s=5)
-    assert outage["bound_s"] > record.watch.phase_s
+    result, _ = e2e.run_check(run)
+    outage = outage_phase.finding(result)
+    assert outage is not None
+    assert outage.bound_s == bounds.rejoin_bound(outage.down_s, margin_s=5)
+    assert outage.bound_s > record.watch.phase_s
     # Watched after the return for that bound (the log was read at the end).
     back = fake.segments[-1][0]
-    assert fake.now - back >= outage["bound_s"]
+    assert fake.now - back >= outage.bound_s
 
 
 # -- the canary's weight steps
@@ -527,7 +538,7 @@ def test_canary_check_shifts_the_weight_in_steps_then_rolls_back_with_the_script
     at = calls.index(shifts[0])
     assert calls.index(kubectl("canary", "scale", "deployment/server", "--replicas=5")) < at
     assert at < calls.index(kubectl("canary", "rollout", "restart", "deployment/server"))
-    expected = [c for c in catalogue.get("canary").expected_checks if c != catalogue.CRASH_LOSSLESS]
+    expected = [c for c in judging.check_names(catalogue.get("canary")) if c != crash.LOSSLESS]
     assert checks == dict.fromkeys(expected, True)
 
 
@@ -545,8 +556,8 @@ def test_canary_check_fails_when_the_split_follows_pod_count_not_the_weight(over
     """One canary pod beside three stable ones, and no route: a quarter of the calls at every
     step (as with a plain Service)."""
     _, checks = drive(overlay_of, "canary", canary_split=lambda percent: 25)
-    assert checks[catalogue.CANARY_SPLIT] is False
-    assert checks[catalogue.CANARY_LOSSLESS] is True
+    assert checks[canary_steps.SPLIT] is False
+    assert checks[canary_steps.LOSSLESS] is True
 
 
 @pytest.mark.parametrize("off_by", [10, -10])
@@ -554,12 +565,12 @@ def test_canary_check_fails_when_one_step_is_off_by_ten_points(overlay_of, off_b
     """About 750 answers a step: 10 points is 5.5 standard deviations at 50%."""
     split = lambda percent: percent + off_by if percent == 50 else percent  # noqa: E731
     _, checks = drive(overlay_of, "canary", canary_split=split)
-    assert checks[catalogue.CANARY_SPLIT] is False
+    assert checks[canary_steps.SPLIT] is False
 
 
 def test_canary_check_fails_when_a_call_fails_during_the_steps(overlay_of):
     _, checks = drive(overlay_of, "canary", canary_errors=1)
-    assert checks[catalogue.CANARY_LOSSLESS] is False
+    assert checks[canary_steps.LOSSLESS] is False
     assert checks["no failed RPC"] is True  # the scale-up's part of the run lost nothing
 
 
@@ -568,13 +579,14 @@ def test_canary_steps_are_counted_after_the_push_and_a_whole_summary_interval(ov
     record = catalogue.get("canary")
     plan = e2e.plan_check(record, overlay_of("canary"), Options())
     run = e2e.ClusterRun(plan, cluster.Cluster(record.namespace, fake.run), fake.sleep, fake.clock)
-    e2e.run_check(run)
-    figures = run.extra[canary.CANARY]
-    assert [s["percent"] for s in figures["steps"]] == [0, 10, 50, 100, 0]
-    assert plan.summary_interval_s == 5.0  # the overlay's SUMMARY_INTERVAL
+    result, _ = e2e.run_check(run)
+    figures = canary_steps.finding(result)
+    assert figures is not None
+    assert [s.percent for s in figures.splits] == [0, 10, 50, 100, 0]
+    assert plan.client_config.summary_interval == 5.0  # the overlay's SUMMARY_INTERVAL
     # Each window starts when no summary in it can hold a call made under the old weight.
     shifts = [t for t, _ in fake.weights[1:]]
-    assert figures["seconds"] == pytest.approx(
+    assert figures.seconds == pytest.approx(
         5 * (bounds.CONTROL_PLANE_PUSH_S + 5.0 + record.watch.phase_s)
     )
     assert len(shifts) == 5
@@ -669,7 +681,7 @@ class StreamCluster(FakeCluster):
 
 def drive_streams(overlay_of, scenario: str, rollout_code: str = "OK"):
     record = catalogue.get(scenario)
-    slots = bounds.stream_slots(scenario, overlay_of(scenario).client_env)
+    slots = bounds.client_settings(scenario, overlay_of(scenario).client_env).concurrency
     fake = StreamCluster(scenario, slots, rollout_code)
     stand_in = cluster.Cluster(record.namespace, fake.run)
     plan = e2e.plan_check(record, overlay_of(scenario), Options(client_mode="streams"))
@@ -698,15 +710,16 @@ def test_without_a_client_mode_the_check_leaves_the_client_as_deployed(overlay_o
 def test_stream_mode_is_judged_by_the_stream_checks(overlay_of, scenario):
     _, checks = drive_streams(overlay_of, scenario)
     # the crash is a lab phase: its check has nothing to judge on a cluster
-    expected = [c for c in catalogue.stream_checks(scenario) if c != catalogue.STREAMS_CRASH]
+    names = judging.stream_check_names(catalogue.get(scenario))
+    expected = [c for c in names if c != crash.STREAMS_CRASH]
     assert list(checks) == expected
     assert all(checks.values()), checks
 
 
 def test_stream_mode_fails_when_the_rollout_ends_streams_with_an_error(overlay_of):
     _, checks = drive_streams(overlay_of, "proxy", rollout_code="INTERNAL")
-    assert checks[catalogue.STREAMS_DRAINED] is False
-    assert checks[catalogue.STREAMS_REOPENED] is True
+    assert checks[rollout.STREAMS_DRAINED] is False
+    assert checks[rollout.STREAMS_REOPENED] is True
 
 
 def test_stream_mode_fails_maxage_when_no_stream_is_cut_at_age_plus_grace(overlay_of):

@@ -13,17 +13,18 @@ from dataclasses import replace
 
 import pytest
 from hello_client.config import ClientConfig
-from hellolb_lab import catalogue, timeline
+from hellolb_lab import catalogue, judging, timeline
 from hellolb_lab.catalogue import Bound, Phase, Reach, Scenario
 from hellolb_lab.errors import LabError
 from hellolb_lab.options import Net, Options
-from hellolb_lab.plan import Front, make
+from hellolb_lab.phases import crash, rollout
+from hellolb_lab.plan import Front
 
 NET = Net("127.0.77")
 
 
 def plan_of(name, overlay_of, **options):
-    return make(catalogue.get(name), Options(net=NET, **options), overlay_of(name))
+    return timeline.plan(catalogue.get(name), Options(net=NET, **options), overlay_of(name))
 
 
 @pytest.mark.parametrize(
@@ -183,10 +184,10 @@ def test_an_xds_client_without_a_bootstrap_the_overlay_mounts_is_refused(overlay
     with pytest.raises(
         LabError, match=re.escape("GRPC_XDS_BOOTSTRAP=/etc/grpc-xds/bootstrap.json")
     ):
-        make(catalogue.get("xds"), Options(net=NET), unmounted)
+        timeline.plan(catalogue.get("xds"), Options(net=NET), unmounted)
     broken = replace(ov, client_files={"/etc/grpc-xds/bootstrap.json": '{"xds_servers": []}'})
     with pytest.raises(LabError, match="xds_servers"):
-        make(catalogue.get("xds"), Options(net=NET), broken)
+        timeline.plan(catalogue.get("xds"), Options(net=NET), broken)
 
 
 def test_an_xds_listener_the_lab_does_not_serve_is_refused(overlay_of):
@@ -195,12 +196,12 @@ def test_an_xds_listener_the_lab_does_not_serve_is_refused(overlay_of):
         ov, client_env={**ov.client_env, "SERVER_ADDRESS": "xds:///server.other:50051"}
     )
     with pytest.raises(LabError, match=re.escape("server.other:50051")):
-        make(catalogue.get("xds"), Options(net=NET), elsewhere)
+        timeline.plan(catalogue.get("xds"), Options(net=NET), elsewhere)
 
 
 def test_a_cluster_only_scenario_is_refused_with_its_reason(overlay_of):
     with pytest.raises(LabError, match="linkerd needs a Kubernetes cluster"):
-        make(catalogue.get("linkerd"), Options(net=NET), overlay_of("linkerd"))
+        timeline.plan(catalogue.get("linkerd"), Options(net=NET), overlay_of("linkerd"))
 
 
 def test_scaling_to_no_more_servers_is_refused(overlay_of):
@@ -221,6 +222,7 @@ QUICKAGE = Scenario(
     rollout="no call fails",
     crash="no call fails",
     checks=(catalogue.NEW_SERVER_REACHED,),
+    streams=catalogue.get("maxage").streams,
     phases=(Phase("restart_client"),),
 )
 
@@ -274,7 +276,7 @@ def k8s_with_quickage(tmp_path, k8s_dir):
 
 
 def test_a_new_scenario_is_planned_from_its_record_and_overlay(k8s_with_quickage):
-    plan = make(QUICKAGE, Options(net=NET, k8s_dir=k8s_with_quickage))
+    plan = timeline.plan(QUICKAGE, Options(net=NET, k8s_dir=k8s_with_quickage))
     assert plan.server_env["SCENARIO"] == "quickage"
     assert plan.server_env["MAX_CONNECTION_AGE"] == "2s"
     assert plan.bound == round(2 * 1.1 + 0.5 + 2, 3)
@@ -296,9 +298,9 @@ def test_a_new_scenario_runs_and_is_judged_by_its_own_checks(tmp_path, k8s_with_
     )
     result = timeline.run(QUICKAGE, options)
     # the checks of the phases left out are skipped, not failed
-    skipped = {catalogue.ROLLOUT_LOSSLESS, catalogue.CRASH_LOSSLESS}
+    skipped = {rollout.LOSSLESS, rollout.ALL_ANSWER, crash.LOSSLESS}
     assert [c.name for c in result.checks] == [
-        c for c in QUICKAGE.expected_checks if c not in skipped
+        c for c in judging.check_names(QUICKAGE) if c not in skipped
     ]
     assert result.ok, f"{result.checks}\nlogs: {result.log_dir}"
     assert set(result.verdict.servers_by_client) == {"client-1", "client-2"}

@@ -4,6 +4,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 from hellolb_lab import catalogue, clientlog, reader
 from hellolb_lab.view import LiveView
@@ -55,13 +56,13 @@ def test_without_a_scale_time_the_first_new_server_marks_it():
     state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG[:3], state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge(expect_servers=5)
-    assert result.extra["scale_at"] == "none seen"
+    assert state.scale_at_note == "none seen"
     assert len(result.new_servers) == 2
     assert all(c.ok for c in checks)  # nothing reached the two servers that never answered
     state = reader.Reader(catalogue.get("headless"))
     reader.read(LOG, state, LiveView(io.StringIO(), live=False))
     result, checks = state.judge()
-    assert result.extra["scale_at"].startswith("inferred")
+    assert state.scale_at_note.startswith("inferred")
     assert not all(c.ok for c in checks)
 
 
@@ -92,4 +93,33 @@ def test_parse_when_accepts_clock_times():
         reader.parse_when("2026-01-01T10:00:00Z") - reader.parse_when("2026-01-01T09:59:59+00:00")
         == 1.0
     )
-    assert isinstance(reader.parse_when("10:00:00"), float)
+    # A clock time is today's, in UTC; with no seconds, on the minute.
+    today = datetime.now(UTC).date().isoformat()
+    assert reader.parse_when("10:00:00") == reader.parse_when(f"{today}T10:00:00Z")
+    assert reader.parse_when("23:59") == reader.parse_when(f"{today}T23:59:00Z")
+
+
+def response(sec: float, server: str) -> str:
+    stamp = f"2026-01-01T10:00:{sec:09.6f}Z"
+    return json.dumps(
+        {"event": "client.response", "timestamp": stamp, "client_id": "c", "server_id": server}
+    )
+
+
+def test_the_picture_and_the_verdict_count_the_same_answers():
+    # The last line's answer is the picture's end: it was left out of the picture's total.
+    lines = [response(1 + i * 0.25, f"server-{1 + i % 3}") for i in range(197)]
+    state = reader.Reader(catalogue.get("headless"))
+    out = io.StringIO()
+    reader.read(lines, state, LiveView(out, live=False))
+    result, _ = state.judge()
+    assert result.answers_total == 197
+    assert "answers 197," in out.getvalue()
+
+
+def test_watch_without_a_scale_up_leaves_the_new_server_checks_unjudged():
+    # No server joined: there is nothing to say about new servers, for or against.
+    proc = watch(LOG[:3])
+    assert proc.returncode == 0, proc.stdout
+    assert "[not judged] no traffic to the new servers: no new servers" in proc.stdout
+    assert "FAIL" not in proc.stdout

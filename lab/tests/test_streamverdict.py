@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hellolb_lab import clientlog, streamverdict
-from hellolb_lab.disruption import Window
+from hellolb_lab.measure import Window
 
 T0 = 1_900_000_000.0
 

@@ -3,7 +3,11 @@
 import json
 import math
 
-from hellolb_lab import catalogue, checks, clientlog, verdict
+from hellolb_lab import catalogue, clientlog, judging, report, verdict
+from hellolb_lab.phases import Reading
+from hellolb_lab.phases import restart_control_plane as outage_phase
+from hellolb_lab.phases.scale_proxies import NAME as SCALE_PROXIES
+from hellolb_lab.phases.scale_proxies import ProxySplit
 
 T0 = 1_700_000_000.0
 
@@ -22,8 +26,9 @@ def responses(pattern: dict[float, list[str]], client: str = "c1") -> list[dict]
     ]
 
 
-def expected(name: str, result, **kw):
-    return checks.expected(catalogue.get(name), result, **kw)
+def expected(name: str, result, reach_bound_s=None):
+    names = judging.check_names(catalogue.get(name))
+    return judging.run_checks(names, result, reach_bound_s)
 
 
 OLD = ["s1", "s2", "s3"]
@@ -42,7 +47,7 @@ def test_headless_shape_passes_and_names_idle_servers():
     assert result.balance_before.ratio == 1.0
     assert math.isinf(result.balance_after.ratio)
     assert all(c.ok for c in expected("headless", result))
-    text = verdict.format_verdict(catalogue.get("headless"), result)
+    text = report.format_verdict(catalogue.get("headless"), result)
     assert "s4 never" in text
 
 
@@ -102,21 +107,23 @@ def test_clusterip_wants_one_server_per_client():
     assert not all(c.ok for c in expected("clusterip", bad))
 
 
-def test_proxy_replica_checks_use_extra():
+def test_proxy_replica_checks_read_the_phase_finding():
     answers = clientlog.answers_from_events(responses({0: OLD, 2: ALL}))
-    idle_then_busy = {"before_restart": {"p2": 0, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
+    idle_then_busy = ProxySplit({"p2": 0, "p3": 0}, {"p2": 9, "p3": 4}, {})
     result = verdict.judge(
         "proxy",
         answers,
         scale_at=T0 + 1,
         servers_before=OLD,
         servers_after=ALL,
-        extra={"proxy_requests": idle_then_busy},
+        findings={SCALE_PROXIES: idle_then_busy},
     )
     assert all(c.ok for c in expected("proxy", result, reach_bound_s=7))
-    busy_early = {"before_restart": {"p2": 3, "p3": 0}, "after_restart": {"p2": 9, "p3": 4}}
-    result = verdict.judge("proxy", answers, scale_at=T0 + 1, extra={"proxy_requests": busy_early})
-    assert not all(c.ok for c in expected("proxy", result))
+    busy_early = ProxySplit({"p2": 3, "p3": 0}, {"p2": 9, "p3": 4}, {})
+    result = verdict.judge("proxy", answers, scale_at=T0 + 1, findings={SCALE_PROXIES: busy_early})
+    got = {c.name: c.ok for c in expected("proxy", result)}
+    assert got["new proxy replicas idle until the client restarts"] is False
+    assert got["new proxy replicas busy after the client restarts"] is True
 
 
 def test_failed_rpcs_takes_cumulative_totals_per_client():
@@ -136,16 +143,11 @@ def test_to_dict_is_json():
     assert data["new_servers"] == ["s4", "s5"]
 
 
-def test_every_check_a_record_names_exists():
-    for scenario in catalogue.SCENARIOS:
-        assert set(scenario.expected_checks) <= set(checks.CHECKS), scenario.name
-
-
 def test_servers_per_client_are_listed_where_connections_are_balanced():
     events = responses({0: ["s1"], 1: ["s1"]})
     result = verdict.judge("x", clientlog.answers_from_events(events), scale_at=None)
-    assert "servers per client" in verdict.format_verdict(catalogue.get("clusterip"), result)
-    assert "servers per client" not in verdict.format_verdict(catalogue.get("maxage"), result)
+    assert "servers per client" in report.format_verdict(catalogue.get("clusterip"), result)
+    assert "servers per client" not in report.format_verdict(catalogue.get("maxage"), result)
 
 
 # -- the xDS control plane's outage ----------------------------------------------------------
@@ -153,7 +155,7 @@ def test_servers_per_client_are_listed_where_connections_are_balanced():
 FIVE = [*ALL]
 SIX = [*ALL, "s6"]
 #: Down from 10 s to 13 s (told to start again at 13 s, serving at 13.5 s); s6 added at 11 s.
-OUTAGE = verdict.Outage(
+OUTAGE = outage_phase.Outage(
     stopped=T0 + 10,
     restarting=T0 + 13,
     restarted=T0 + 13.5,
@@ -165,62 +167,59 @@ OUTAGE = verdict.Outage(
 
 def outage_checks(pattern: dict[float, list[str]]) -> dict[str, bool]:
     answers = clientlog.answers_from_events(responses(pattern))
-    figures = verdict.outage_figures(answers, OUTAGE)
+    figures = outage_phase.measure(OUTAGE, Reading(responses(pattern)))
     result = verdict.judge(
         "xds",
         answers,
         scale_at=T0 + 5,
         servers_before=OLD,
         servers_after=FIVE,
-        extra={verdict.OUTAGE: figures},
+        findings={outage_phase.NAME: figures},
     )
     return {c.name: c.ok for c in expected("xds", result, reach_bound_s=3)}
 
 
 def test_the_outage_is_measured_between_stop_and_restart():
     pattern = {t: FIVE for t in range(5, 16)} | {t: SIX for t in (14, 15)}
-    answers = clientlog.answers_from_events(responses(pattern))
-    figures = verdict.outage_figures(answers, OUTAGE)
-    assert figures["down_s"] == 3.5
-    assert figures["known_while_down"] == dict.fromkeys(FIVE, 3)  # at 10, 11 and 12 s
-    assert figures["added_while_down"] == {"s6": 0}
-    assert figures["added_reached_s"] == {"s6": 0.5}
+    figures = outage_phase.measure(OUTAGE, Reading(responses(pattern)))
+    assert figures.down_s == 3.5
+    assert figures.known_while_down == dict.fromkeys(FIVE, 3)  # at 10, 11 and 12 s
+    assert figures.added_while_down == {"s6": 0}
+    assert figures.added_reached_s == {"s6": 0.5}
 
 
 def test_the_outage_checks_pass_when_calls_go_on_and_the_added_server_joins_after():
     pattern = {t: FIVE for t in range(16)} | {t: SIX for t in (14, 15)}
     # Every check that has data passes; the rollout and the crash did not run.
-    leaving = {
-        catalogue.ROLLOUT_LOSSLESS,
-        catalogue.CRASH_LOSSLESS,
-        catalogue.ALL_AFTER_ROLLOUT,
-    }
-    expected = [c for c in catalogue.get("xds").expected_checks if c not in leaving]
-    assert outage_checks(pattern) == dict.fromkeys(expected, True)
+    got = outage_checks(pattern)
+    assert got == dict.fromkeys(
+        ["answers", "no failed RPC", catalogue.NEW_SERVER_REACHED, *outage_phase.PHASE.functions],
+        True,
+    )
 
 
 def test_calls_that_stop_while_the_control_plane_is_down_fail_the_check():
     pattern = {t: FIVE for t in [*range(10), 13, 14, 15]} | {t: SIX for t in (14, 15)}
-    assert outage_checks(pattern)[catalogue.CALLS_GO_ON] is False
+    assert outage_checks(pattern)[outage_phase.CALLS_GO_ON] is False
 
 
 def test_an_added_server_answering_while_the_control_plane_is_down_fails_the_check():
     # Only the control plane could have told the client about s6: a call to it while the
     # control plane was down means the measurement is wrong.
     pattern = {t: FIVE for t in range(16)} | {t: SIX for t in (12, 14, 15)}
-    assert outage_checks(pattern)[catalogue.FOUND_ONCE_BACK] is False
+    assert outage_checks(pattern)[outage_phase.FOUND_ONCE_BACK] is False
 
 
 def test_an_added_server_reached_late_or_never_fails_the_check():
     late = {t: FIVE for t in range(20)} | {19: SIX}  # 5.5 s after the return; the bound is 4 s
-    assert outage_checks(late)[catalogue.FOUND_ONCE_BACK] is False
+    assert outage_checks(late)[outage_phase.FOUND_ONCE_BACK] is False
     never = {t: FIVE for t in range(20)}
-    assert outage_checks(never)[catalogue.FOUND_ONCE_BACK] is False
+    assert outage_checks(never)[outage_phase.FOUND_ONCE_BACK] is False
 
 
 def test_without_an_outage_its_checks_are_left_out():
     answers = clientlog.answers_from_events(responses({t: FIVE for t in range(10)}))
     result = verdict.judge("xds", answers, scale_at=T0 + 5, servers_before=OLD)
     names = [c.name for c in expected("xds", result)]
-    assert catalogue.CALLS_GO_ON not in names
-    assert catalogue.FOUND_ONCE_BACK not in names
+    assert outage_phase.CALLS_GO_ON not in names
+    assert outage_phase.FOUND_ONCE_BACK not in names

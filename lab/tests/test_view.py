@@ -64,3 +64,16 @@ def test_a_server_that_left_is_blank_from_then_on_and_rows_sort_by_number():
     assert row4.split()[1] == "··"  # there from 3 s, gone at 5 s
     row10 = next(line for line in lines if line.startswith("server-10"))
     assert row10.split()[1] == "·····"  # there, idle, from 1 s on
+
+
+def test_progress_lines_sort_servers_by_number():
+    p = Picture(title="t", start=100.0)
+    p.answers = [Answer(101.0, s) for s in ("server-10", "server-2", "server-1")]
+    line = render_progress(p)
+    assert line.split("]")[1].split() == ["server-1=1", "server-2=1", "server-10=1", "failed=0"]
+
+
+def render_progress(p: Picture) -> str:
+    out = io.StringIO()
+    LiveView(out, live=False).update(p, force=True, now=102.0)
+    return out.getvalue().strip()

@@ -13,16 +13,14 @@ control plane builds and the weight files it refuses.
 
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
 from hello_client import events as client_events
-from hellolb_lab import canary, clientlog, envoy, polling, procs, stage
+from hellolb_lab import canary, clientlog, envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
-from hellolb_lab.procs import Supervisor
+from hellolb_lab.procs import Supervisor, free_port
 from hellolb_lab.xds import launch, resources, server, stream
-from hellolb_lab.xds.bootstrap import envoy_bootstrap
 from hellolb_lab.xds.server import ControlPlane
 
 STABLE = "server.lab"
@@ -42,12 +40,6 @@ APPLY_BOUND_S = 3.0
 #: new route, not that every call already uses it: Envoy's workers and gRPC's channel switch
 #: to it a moment later (measured below, and judged by the steps to 0 and 100).
 SETTLE_S = 0.5
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 # -- the route and the weight file, without processes
@@ -149,7 +141,7 @@ CLIENT_ENV = {
 
 
 @pytest.fixture(params=["envoy", "proxyless"])
-def canary_lab(request, tmp_path, lab_net):
+def canary_lab(request, tmp_path, lab_net, envoy_bootstrap):
     """Servers, the control plane, and a client calling through Envoy or, proxyless, taking
     the route itself; yields them and the xDS node whose ACKs tell a route applied."""
     prefix = lab_net(BLOCK)
@@ -163,7 +155,7 @@ def canary_lab(request, tmp_path, lab_net):
             (sid, launch.server_env(sid, f"{prefix}.{n}", 50051, WORK_TIME="2ms"))
             for sid, n in ids.items()
         ]
-        stage.start_servers(sup, servers, WAIT_S)
+        launchers.start_servers(sup, servers, WAIT_S)
         zone.publish(STABLE, [f"{prefix}.11", f"{prefix}.12"])
         zone.publish(CANARY, [f"{prefix}.21"])
         argv = launch.control_plane_argv(
@@ -173,10 +165,10 @@ def canary_lab(request, tmp_path, lab_net):
             splits=[f"{LISTENER}={CANARY_LISTENER}"],
             weight_file=weight_file,
         )
-        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
         if request.param == "proxyless":
             env = launch.client_env(f"xds:///{LISTENER}", xds, "c1", **CLIENT_ENV)
-            yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "c1"
+            yield sup, weight_file, plane, launchers.start_client(sup, "c1", env), "c1"
             return
         listen = (f"{prefix}.5", free_port(f"{prefix}.5"))
         admin = (f"{prefix}.5", free_port(f"{prefix}.5"))
@@ -189,7 +181,7 @@ def canary_lab(request, tmp_path, lab_net):
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {"SERVER_ADDRESS": f"ipv4:{listen[0]}:{listen[1]}", "CLIENT_ID": "c1", **CLIENT_ENV}
-        yield sup, weight_file, plane, stage.start_client(sup, "c1", env), "envoy-1"
+        yield sup, weight_file, plane, launchers.start_client(sup, "c1", env), "envoy-1"
 
 
 def rds_acks(plane, node: str) -> list[dict]:

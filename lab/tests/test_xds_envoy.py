@@ -9,16 +9,14 @@ the control plane must answer that request again, or the new cluster stays warmi
 from __future__ import annotations
 
 import re
-import socket
 import time
 
 import pytest
 from hello_client import events as client_events
-from hellolb_lab import envoy, polling, procs, stage
+from hellolb_lab import envoy, launchers, polling, procs
 from hellolb_lab.dns import Zone
-from hellolb_lab.procs import Supervisor
+from hellolb_lab.procs import Supervisor, free_port
 from hellolb_lab.xds import launch, stream
-from hellolb_lab.xds.bootstrap import envoy_bootstrap
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +25,6 @@ LISTENER = f"{NAME}:50051"
 #: The test's block within the session's own 127.X (see conftest.lab_net).
 BLOCK = 128
 WAIT_S = 20.0
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def stat(admin, name: str) -> int | None:
@@ -46,7 +38,7 @@ def prefix(lab_net):
 
 
 @pytest.fixture
-def envoy_lab(tmp_path, prefix):
+def envoy_lab(tmp_path, prefix, envoy_bootstrap):
     binary = procs.find_binary("envoy")
     zone = Zone(tmp_path / "zone.json")
     policy_file = tmp_path / "lb-policy"
@@ -64,12 +56,12 @@ def envoy_lab(tmp_path, prefix):
             (f"s{i}", launch.server_env(f"s{i}", f"{prefix}.{10 + i}", 50051, WORK_TIME="2ms"))
             for i in (1, 2, 3)
         ]
-        stage.start_servers(sup, servers, WAIT_S)
+        launchers.start_servers(sup, servers, WAIT_S)
         zone.publish(NAME, [f"{prefix}.11", f"{prefix}.12"])
         argv = launch.control_plane_argv(
             xds, zone.path, [f"{LISTENER}={NAME}"], lb_policy_file=policy_file
         )
-        plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
         proxy = sup.start("envoy", envoy.argv(binary, path, ["--log-level", "warn"]))
         envoy.wait_ready(admin, WAIT_S, alive=proxy.running)
         env = {
@@ -80,7 +72,7 @@ def envoy_lab(tmp_path, prefix):
             "SUMMARY_INTERVAL": "500ms",
             "LOG_FORMAT": "json",
         }
-        client = stage.start_client(sup, "c1", env)
+        client = launchers.start_client(sup, "c1", env)
         yield sup, zone, policy_file, plane, admin, client
 
 

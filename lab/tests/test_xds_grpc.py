@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 from hello_client import events as client_events
-from hellolb_lab import clientlog, polling, procs, stage
+from hellolb_lab import clientlog, launchers, polling, procs
 from hellolb_lab.dns import Zone
 from hellolb_lab.procs import Supervisor
 from hellolb_lab.xds import launch, stream
@@ -65,12 +65,12 @@ class XdsLab:
             lb_policy=policy,
             lb_policy_file=self.policy_file,
         )
-        return stage.start_control_plane(self.sup, name, argv, WAIT_S)
+        return launchers.start_control_plane(self.sup, name, argv, WAIT_S)
 
     def start_servers(self, *numbers: int, work_time: str = "2ms") -> None:
         env = {"WORK_TIME": work_time, "SHUTDOWN_GRACE": "3s"}
         servers = [(f"s{i}", launch.server_env(f"s{i}", self.ip(i), PORT, **env)) for i in numbers]
-        started = stage.start_servers(self.sup, servers, WAIT_S)
+        started = launchers.start_servers(self.sup, servers, WAIT_S)
         self.servers.update((name, proc) for (name, _), proc in zip(servers, started, strict=True))
 
     def publish(self, *numbers: int) -> float:
@@ -81,7 +81,7 @@ class XdsLab:
 
     def client(self, client_id: str, target: str = f"xds:///{LISTENER}", **env: str):
         full = launch.client_env(target, self.xds, client_id, **{**CLIENT_ENV, **env})
-        return stage.start_client(self.sup, client_id, full)
+        return launchers.start_client(self.sup, client_id, full)
 
 
 @pytest.fixture
@@ -280,7 +280,7 @@ def plane_per_policy(lab, names):
         )
         planes[name] = ((lab.xds[0], port), lab.sup.start(f"xds-{name}", argv))
     for _, proc in planes.values():
-        stage.wait_ready(proc, stream.STARTED, WAIT_S)
+        launchers.wait_ready(proc, stream.STARTED, WAIT_S)
     return planes
 
 
@@ -294,7 +294,7 @@ def test_grpc_accepts_these_policies_through_cds(xds_lab):
         env = launch.client_env(
             f"xds:///{LISTENER}", address, f"c-{name}", **{**CLIENT_ENV, "MAX_ROUNDS": "20"}
         )
-        clients[name] = stage.start_client(lab.sup, f"c-{name}", env)
+        clients[name] = launchers.start_client(lab.sup, f"c-{name}", env)
     for name, client in clients.items():
         summary = client.wait_event(
             lambda e: e.get("event") == client_events.SUMMARY and e[client_events.FINAL], WAIT_S
@@ -315,7 +315,7 @@ def test_grpc_rejects_these_policies_and_its_calls_fail_unavailable(xds_lab):
     lab.publish(1)
     planes = plane_per_policy(lab, REJECTED)
     clients = {
-        name: stage.start_client(
+        name: launchers.start_client(
             lab.sup,
             f"c-{name}",
             launch.client_env(f"xds:///{LISTENER}", address, f"c-{name}", **CLIENT_ENV),
@@ -323,7 +323,7 @@ def test_grpc_rejects_these_policies_and_its_calls_fail_unavailable(xds_lab):
         for name, (address, _) in planes.items()
     }
     for name, client in clients.items():
-        waiting = stage.wait_ready(client, client_events.WAITING, WAIT_S)
+        waiting = launchers.wait_ready(client, client_events.WAITING, WAIT_S)
         assert waiting["error"].startswith("UNAVAILABLE: CDS resource"), waiting
         assert "load_balancing_policy" in waiting["error"]
         plane = planes[name][1]

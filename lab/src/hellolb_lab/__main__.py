@@ -17,13 +17,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hellolb_lab import bench, catalogue, e2e, outcome, reader, rows, timeline, unevencmd
+from hellolb_lab import bench, catalogue, e2e, reader, rows, timeline, unevencmd
 from hellolb_lab import overlay as overlays
+from hellolb_lab.checks import passed
 from hellolb_lab.cli import add_client_mode, add_lab_options, add_scale_options, options_from
 from hellolb_lab.cluster import Cluster, command_runner
 from hellolb_lab.errors import LabError
 from hellolb_lab.outcome import RunResult
-from hellolb_lab.verdict import format_verdict
+from hellolb_lab.report import format_verdict
 from hellolb_lab.view import LiveView, table
 
 
@@ -39,10 +40,10 @@ def _write_json(path: Path | None, data: Any) -> None:
 
 def _print_result(result: RunResult) -> None:
     print(format_verdict(catalogue.get(result.scenario), result.verdict, result.checks))
-    if result.proxy_requests.get("total"):
-        per = ", ".join(f"{p}={n}" for p, n in result.proxy_requests["total"].items())
+    if result.proxy_requests:
+        per = ", ".join(f"{p}={n}" for p, n in result.proxy_requests.items())
         print(f"  requests per proxy replica: {per}")
-    pushes = result.verdict.extra.get(outcome.XDS_PUSH_MS)
+    pushes = result.xds_push_ms
     if pushes:
         per = ", ".join(f"{c} {'/'.join(f'{ms:g}' for ms in v)} ms" for c, v in pushes.items())
         print(f"  published -> pushed by the xDS control plane: {per}")
@@ -81,9 +82,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         scale_at=scale_at, expect_servers=args.expect_servers, reach_bound_s=args.bound
     )
     print(format_verdict(scenario, result, checks))
-    print(f"  scale-up time: {result.extra['scale_at']}")
+    print(f"  scale-up time: {state.scale_at_note}")
     _write_json(args.json, {"verdict": result.to_dict(), "checks": [c.__dict__ for c in checks]})
-    return 1 if args.check and not all(c.ok for c in checks) else 0
+    return 1 if args.check and not passed(checks) else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -111,7 +112,7 @@ def cmd_e2e(args: argparse.Namespace) -> int:
         if not args.keep and not args.no_deploy:
             cluster.delete(scenario.name)
     print(format_verdict(scenario, result, checks))
-    return 0 if all(c.ok for c in checks) else 1
+    return 0 if passed(checks) else 1
 
 
 def _add_watch(sub: argparse._SubParsersAction) -> None:

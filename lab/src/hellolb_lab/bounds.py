@@ -1,8 +1,9 @@
 """The one reach bound: seconds within which every new server must answer after the scale-up.
 
 The lab and the cluster check both call :func:`reach_bound`, with the scenario's rule from the
-catalogue and the settings from its rendered overlay. Settings are read with the services' own
-parsers, defaults included, so a bound cannot disagree with what the processes do.
+catalogue and the settings from its rendered overlay. Settings are parsed once, by the services'
+own config classes (:func:`server_settings`, :func:`client_settings`), defaults included, so a
+bound cannot disagree with what the processes do.
 """
 
 from __future__ import annotations
@@ -40,11 +41,29 @@ BACKOFF_JITTER = 0.2
 BACKOFF_MAX_S = 120.0
 
 
+def server_settings(name: str, env: Mapping[str, str]) -> ServerConfig:
+    """The server's settings in ``env``, by the server's own parser."""
+    try:
+        return ServerConfig.from_env(env)
+    except ConfigError as error:
+        raise LabError(f"{name}: the server's settings: {error}") from None
+
+
+def client_settings(name: str, env: Mapping[str, str]) -> ClientConfig:
+    """The client's settings in ``env``, by the client's own parser. The target is set aside:
+    the bounds do not read it, and an xDS target would need its bootstrap file, which only
+    the lab writes (:class:`hellolb_lab.plan.Plan` keeps the target apart)."""
+    try:
+        return ClientConfig.from_env({**env, "SERVER_ADDRESS": "localhost:50051"})
+    except ConfigError as error:
+        raise LabError(f"{name}: the client's settings: {error}") from None
+
+
 def reach_bound(
     scenario: Scenario,
     *,
-    server_env: Mapping[str, str],
-    client_env: Mapping[str, str],
+    server: ServerConfig,
+    client: ClientConfig,
     envoy_config: Mapping[str, Any] | None = None,
     dns_refresh_s: float | None = None,
     margin_s: float = LAB_MARGIN_S,
@@ -64,7 +83,12 @@ def reach_bound(
     if rule is Bound.NONE:
         return None
     if rule is Bound.MAX_AGE:
-        age, floor = _max_age_settings(scenario.name, server_env, client_env)
+        age = server.max_connection_age
+        if age is None:
+            raise LabError(
+                f"{scenario.name}: the overlay sets no MAX_CONNECTION_AGE for the server"
+            )
+        floor = client.dns_min_time_between_resolutions
         return round(age * MAX_AGE_JITTER + floor + margin_s, 3)
     if rule is Bound.ENVOY_DNS:
         if dns_refresh_s is None:
@@ -75,19 +99,6 @@ def reach_bound(
     if rule is Bound.XDS_PUSH:
         return round(XDS_PUSH_S + margin_s, 3)
     return round(CONTROL_PLANE_PUSH_S + margin_s, 3)
-
-
-def _max_age_settings(
-    name: str, server_env: Mapping[str, str], client_env: Mapping[str, str]
-) -> tuple[float, float]:
-    try:
-        age = ServerConfig.from_env(server_env).max_connection_age
-        floor = ClientConfig.from_env(client_env).dns_min_time_between_resolutions
-    except ConfigError as error:
-        raise LabError(f"{name}: the overlay sets {error}") from None
-    if age is None:
-        raise LabError(f"{name}: the overlay sets no MAX_CONNECTION_AGE for the server")
-    return age, floor
 
 
 def reconnect_wait(outage_s: float) -> float:
@@ -110,30 +121,14 @@ def rejoin_bound(outage_s: float, *, margin_s: float = LAB_MARGIN_S) -> float:
 
 
 def stream_cut(
-    name: str, server_env: Mapping[str, str], *, margin_s: float = LAB_MARGIN_S
+    server: ServerConfig, *, margin_s: float = LAB_MARGIN_S
 ) -> tuple[float, float] | None:
     """Seconds after its connection opened within which a stream is cut, where the server
     limits its connections' age and grace: from ``age x 0.9 + grace - margin`` to
     ``age x 1.1 + grace + margin`` (gRPC's jitter). ``None`` where nothing cuts streams: no
     maximum age, or an age with no grace (the GOAWAY alone never ends a stream)."""
-    try:
-        config = ServerConfig.from_env(server_env)
-    except ConfigError as error:
-        raise LabError(f"{name}: the overlay sets {error}") from None
-    age, grace = config.max_connection_age, config.max_connection_age_grace
+    age, grace = server.max_connection_age, server.max_connection_age_grace
     if age is None or grace is None:
         return None
     low = age * (2 - MAX_AGE_JITTER) + grace - margin_s
     return round(max(low, 0.0), 3), round(age * MAX_AGE_JITTER + grace + margin_s, 3)
-
-
-def stream_slots(name: str, client_env: Mapping[str, str]) -> int:
-    """The streams the client keeps open in stream mode (its ``CONCURRENCY``), read with the
-    client's own parser. The target is set aside: it does not change the count, and an xDS
-    target would need its bootstrap file."""
-    try:
-        return ClientConfig.from_env(
-            {**client_env, "SERVER_ADDRESS": "localhost:50051"}
-        ).concurrency
-    except ConfigError as error:
-        raise LabError(f"{name}: the client's settings: {error}") from None

@@ -11,11 +11,11 @@ a window of ``n`` answers is binomial: the step holds when the canary's share is
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from hellolb_lab.clientlog import Answer
+from hellolb_lab.measure import Finding
 
 #: The canary Deployment's name (k8s/components/canary): its pods, and so its server ids, start
 #: with it. Stable pods are ``server-<hash>-<hash>``, and Kubernetes' name hashes hold no vowel.
@@ -29,8 +29,6 @@ Z = 4.0
 #: Fewer answers than this in a step's window leave it unjudged (and the check failed): the
 #: tolerance would be too wide to say anything.
 MIN_ANSWERS = 100
-#: The verdict's ``extra`` key for :func:`figures`.
-CANARY = "canary_steps"
 
 
 def is_canary(server_id: str) -> bool:
@@ -104,22 +102,17 @@ def split(step: Step, answers: Iterable[Answer]) -> Split:
     return Split(step.percent, canary, stable)
 
 
-def figures(steps: Sequence[Step], answers: Sequence[Answer], failed: int) -> dict[str, Any]:
-    """The steps' splits, and ``failed``: the calls that failed from the first shift to the last
-    window's end, for the verdict's ``extra``."""
-    splits = [split(s, answers) for s in steps]
+@dataclass(frozen=True)
+class CanaryFigures(Finding):
+    """The steps' splits, and the calls that failed from the first shift to the last window's
+    end (``failed``, in ``seconds``)."""
+
+    splits: tuple[Split, ...]
+    failed: int
+    seconds: float
+
+
+def figures(steps: Sequence[Step], answers: Sequence[Answer], failed: int) -> CanaryFigures:
+    """What the weight steps gave the client."""
     first, last = (steps[0].shifted, steps[-1].end) if steps else (0.0, 0.0)
-    return {
-        "steps": [
-            {"percent": s.percent, "canary": s.canary, "stable": s.stable, "ok": s.ok}
-            for s in splits
-        ],
-        "text": [s.text() for s in splits],
-        "failed": failed,
-        "seconds": round(last - first, 3),
-    }
-
-
-def splits_of(figures_: Mapping[str, Any]) -> list[Split]:
-    """The :class:`Split` values back from :func:`figures`' dict."""
-    return [Split(s["percent"], s["canary"], s["stable"]) for s in figures_["steps"]]
+    return CanaryFigures(tuple(split(s, answers) for s in steps), failed, round(last - first, 3))

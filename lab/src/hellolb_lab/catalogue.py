@@ -8,130 +8,63 @@ cluster check watches it. The lab, the
 verdicts, the tour and bench tables, the CLI's choices, the cluster check, the docs pages and the
 tests all read these records; none of them spells a scenario out again.
 
-Adding a scenario: one :class:`Scenario` record here, one overlay ``k8s/overlays/<name>``, its
-checks (:mod:`hellolb_lab.checks`, when it needs a new one) and its page
-``docs/scenarios/<name>.md``.
+Adding a scenario: one :class:`Scenario` record here, one overlay ``k8s/overlays/<name>`` and
+its page ``docs/scenarios/<name>.md`` (and a check in :mod:`hellolb_lab.checks`, or a phase in
+:mod:`hellolb_lab.phases`, when it needs a new one).
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
-
 from hellolb_lab.errors import LabError
+from hellolb_lab.record import (
+    COMMON_CHECKS,
+    COMMON_PHASES,
+    COMMON_STREAM_CHECKS,
+    NAMESPACE_PREFIX,
+    STREAMS_HELD,
+    STREAMS_MOVE_AT_AGE,
+    STREAMS_ON_ONE,
+    STREAMS_SPREAD,
+    STREAMS_STAY,
+    Bound,
+    ClusterWatch,
+    Moves,
+    Phase,
+    Reach,
+    Scenario,
+    Spread,
+    StreamExpectation,
+    namespace,
+)
 
-#: A scenario's Kubernetes namespace is this prefix and its name (see :func:`namespace`).
-NAMESPACE_PREFIX = "grpc-lb-"
-
-#: Servers leaving cost no call: in a rollout, and when one crashes (with the client's and
-#: Envoy's retries, the calls in flight on the dead server are sent again).
-ROLLOUT_LOSSLESS = "no failed call in the rollout"
-CRASH_LOSSLESS = "no failed call in the crash"
-
-#: Checks every scenario runs, before its own. A check of a phase the run left out is skipped.
-COMMON_CHECKS = ("answers", "no failed RPC", ROLLOUT_LOSSLESS, CRASH_LOSSLESS)
-
-
-def namespace(name: str) -> str:
-    """The namespace of scenario ``name``: prefixed, so that no scenario can take a namespace a
-    tool owns by default (Linkerd's control plane lives in ``linkerd``)."""
-    return NAMESPACE_PREFIX + name
-
-
-class Reach(enum.Enum):
-    """What happens to the servers added by the scale-up; it decides the tables' wording."""
-
-    #: Every new server answers within the scenario's bound.
-    BOUNDED = "every new server answers within the bound"
-    #: No new server ever answers: the client never resolves the name again.
-    NEVER = "no new server answers"
-    #: Only a new connection (a restarted client) can land on a new server, by chance.
-    NEW_CONNECTION = "only a new connection can reach a new server"
-
-
-class Bound(enum.Enum):
-    """The rule for the seconds within which every new server must answer.
-
-    :func:`hellolb_lab.bounds.reach_bound` computes it from the overlay's settings; the margin
-    is 2 s in the lab and 5 s on a cluster.
-    """
-
-    NONE = "no bound: new servers are not expected to answer"
-    MAX_AGE = "max connection age x 1.1 (gRPC's jitter) + the client's re-resolution floor + margin"
-    ENVOY_DNS = "Envoy's DNS refresh interval + margin"
-    CONTROL_PLANE = "10 s for the control plane to push the new endpoints + margin"
-    XDS_PUSH = "1 s for the xDS control plane to push the new endpoints + margin"
-
-
-@dataclass(frozen=True)
-class Phase:
-    """A named step of the timeline after the scale-up (see :mod:`hellolb_lab.timeline`).
-
-    ``on_cluster=False`` keeps the step to the lab: the cluster check follows the walkthrough.
-    """
-
-    name: str
-    on_cluster: bool = True
-
-
-#: Phases every scenario runs after its own: servers leave. The crash stays in the lab: kubectl
-#: cannot crash a server (inside its pod the server is PID 1, and the kernel drops a SIGKILL
-#: sent to a namespace's init from within that namespace), and deleting a pod is a graceful stop.
-COMMON_PHASES = (Phase("rollout"), Phase("crash", on_cluster=False))
-
-
-@dataclass(frozen=True)
-class ClusterWatch:
-    """Seconds the cluster check lets the client run: before the scale-up, after it, and in each
-    of the scenario's own phases."""
-
-    warmup_s: float = 20.0
-    observe_s: float = 40.0
-    phase_s: float = 20.0
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One scenario. ``rollout`` and ``crash`` say, in the docs' words, what its client goes
-    through when every server is replaced and when one is killed. ``needs_cluster`` is the
-    reason the lab cannot run it, if it cannot. ``meshed``: its pods run Linkerd's proxy, so
-    the mesh is installed before it is deployed."""
-
-    name: str
-    balancing: str
-    shows: str
-    hops: int
-    reach: Reach
-    bound: Bound
-    rollout: str
-    crash: str
-    checks: tuple[str, ...]
-    phases: tuple[Phase, ...] = ()
-    needs_cluster: str | None = None
-    watch: ClusterWatch = field(default_factory=ClusterWatch)
-    meshed: bool = False
-
-    @property
-    def in_lab(self) -> bool:
-        return self.needs_cluster is None
-
-    @property
-    def namespace(self) -> str:
-        return namespace(self.name)
-
-    @property
-    def all_phases(self) -> tuple[Phase, ...]:
-        """The phases after the scale-up: the scenario's own, then the common ones."""
-        return (*self.phases, *COMMON_PHASES)
-
-    @property
-    def expected_checks(self) -> tuple[str, ...]:
-        """Every check the verdict runs for this scenario, in order."""
-        return (*COMMON_CHECKS, *self.checks)
-
+__all__ = [
+    "BASELINE",
+    "COMMON_CHECKS",
+    "COMMON_PHASES",
+    "COMMON_STREAM_CHECKS",
+    "NAMESPACE_PREFIX",
+    "NEW_SERVER_REACHED",
+    "SCENARIOS",
+    "STREAMS_HELD",
+    "STREAMS_MOVE_AT_AGE",
+    "STREAMS_ON_ONE",
+    "STREAMS_SPREAD",
+    "STREAMS_STAY",
+    "Bound",
+    "ClusterWatch",
+    "Moves",
+    "Phase",
+    "Reach",
+    "Scenario",
+    "Spread",
+    "StreamExpectation",
+    "get",
+    "lab_names",
+    "names",
+    "namespace",
+]
 
 NEW_SERVER_REACHED = "every new server reached"
-ALL_AFTER_ROLLOUT = "every server answers after the rollout"
 
 #: What the scenarios whose calls are balanced by Envoy go through.
 ENVOY_ROLLOUT = (
@@ -147,12 +80,17 @@ DIRECT_CRASH = (
     "no call fails: the client's retries send the calls in flight to the servers it is still "
     "connected to"
 )
-#: The xDS control plane's restart phase: what the client does while it is down, and after.
-CALLS_GO_ON = "calls go on while the control plane is down"
-FOUND_ONCE_BACK = "a server added while it is down is reached once it is back"
-#: The canary's weight steps (0, 10, 50, 100 percent, then the rollback to 0).
-CANARY_SPLIT = "each weight step splits the calls within tolerance"
-CANARY_LOSSLESS = "no failed call through the weight steps and the rollback"
+#: Envoy resets the client's stream when the server behind it dies mid-stream: grpc reads the
+#: reset as INTERNAL, which the client counts as an error.
+ENVOY_CRASH_CODE = "INTERNAL"
+#: A connection that breaks under a stream ends it with UNAVAILABLE, a reconnect.
+DIRECT_CRASH_CODE = "UNAVAILABLE"
+#: Advice for the scenarios whose Envoy carries streams.
+ENVOY_ADVICE = (
+    "a route for the streaming method with `timeout: 0s` (done in the overlays); to spread "
+    "streams over new servers, end them from the server now and then"
+)
+
 
 #: Every scenario, in tour order.
 SCENARIOS: tuple[Scenario, ...] = (
@@ -171,7 +109,13 @@ SCENARIOS: tuple[Scenario, ...] = (
             "no call fails: the calls in flight die with the connection, and the client's "
             "retries send them over a new one, to another server"
         ),
-        checks=("one server per client connection", "one server per client after the rollout"),
+        checks=("one server per client connection",),
+        streams=StreamExpectation(
+            Spread.ONE,
+            Moves.NEVER,
+            DIRECT_CRASH_CODE,
+            "nothing to set, nothing to gain: every stream shares the one connection's server",
+        ),
         # In the lab only: a restarted client shows that a new connection may land on another
         # server, and still on one only.
         phases=(Phase("restart_client", on_cluster=False),),
@@ -189,10 +133,13 @@ SCENARIOS: tuple[Scenario, ...] = (
             "default 30 s re-resolution floor it can fail every call until the floor passes"
         ),
         crash=DIRECT_CRASH,
-        checks=(
-            "balanced over the first servers",
-            "no traffic to the new servers",
-            ALL_AFTER_ROLLOUT,
+        checks=("balanced over the first servers", "no traffic to the new servers"),
+        streams=StreamExpectation(
+            Spread.ANY,
+            Moves.NEVER,
+            DIRECT_CRASH_CODE,
+            "nothing for the rollout (the drain ends streams with OK); to reach new servers, a "
+            "maximum connection age and grace as in `maxage`",
         ),
     ),
     Scenario(
@@ -207,7 +154,14 @@ SCENARIOS: tuple[Scenario, ...] = (
             "maximum age or an old server closes its connections, and then uses every one"
         ),
         crash=DIRECT_CRASH,
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(
+            Spread.ANY,
+            Moves.AT_AGE,
+            DIRECT_CRASH_CODE,
+            "a grace no longer than a stream may stay put (here 5 s, 14-16 s with the age); "
+            "with no grace streams never move",
+        ),
         watch=ClusterWatch(observe_s=60.0),
     ),
     Scenario(
@@ -219,12 +173,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         bound=Bound.ENVOY_DNS,
         rollout=ENVOY_ROLLOUT,
         crash=ENVOY_CRASH,
-        checks=(
-            NEW_SERVER_REACHED,
-            "new proxy replicas idle until the client restarts",
-            "new proxy replicas busy after the client restarts",
-            ALL_AFTER_ROLLOUT,
-        ),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
         phases=(Phase("scale_proxies"), Phase("restart_client")),
     ),
     Scenario(
@@ -236,7 +186,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         bound=Bound.ENVOY_DNS,
         rollout=ENVOY_ROLLOUT,
         crash=ENVOY_CRASH,
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
     ),
     Scenario(
         name="linkerd",
@@ -250,7 +201,17 @@ SCENARIOS: tuple[Scenario, ...] = (
             "during its preStop pause, before it stops serving"
         ),
         crash="not run: the crash is a lab phase, and the lab cannot run linkerd",
-        checks=(NEW_SERVER_REACHED, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(
+            Spread.EVERY,
+            Moves.NEVER,
+            None,
+            # linkerd.io/2/reference/timeouts: timeouts come only from annotations or a
+            # ServiceProfile; the overlay sets none.
+            "no `timeout.linkerd.io/request` (or ServiceProfile timeout) on the streaming route: "
+            "Linkerd sets none by default, and one would cut streams; new servers get new streams "
+            "only",
+        ),
         meshed=True,
         needs_cluster=(
             "linkerd needs a Kubernetes cluster: its proxy is injected and configured by the "
@@ -272,7 +233,14 @@ SCENARIOS: tuple[Scenario, ...] = (
             "and publishes a new one once it serves, and the client's gRPC follows each push"
         ),
         crash=DIRECT_CRASH,
-        checks=(NEW_SERVER_REACHED, CALLS_GO_ON, FOUND_ONCE_BACK, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(
+            Spread.ANY,
+            Moves.NEVER,
+            DIRECT_CRASH_CODE,
+            "nothing for the rollout; a pushed server gets new streams only, so end long streams "
+            "from the server now and then",
+        ),
         # The control plane stopped while the client runs, a server added meanwhile, and the
         # control plane started again.
         phases=(Phase("restart_control_plane"),),
@@ -290,10 +258,20 @@ SCENARIOS: tuple[Scenario, ...] = (
             "weight rolled back to 0"
         ),
         crash="not run: the crash is a lab phase, and the lab cannot run canary",
-        checks=(NEW_SERVER_REACHED, CANARY_SPLIT, CANARY_LOSSLESS, ALL_AFTER_ROLLOUT),
+        checks=(NEW_SERVER_REACHED,),
+        streams=StreamExpectation(
+            Spread.EVERY,
+            Moves.NEVER,
+            None,
+            # The route's weights choose a backend per request, and a stream is one request. Not
+            # checked: the cluster check refuses stream mode for canary (see e2e.plan_check).
+            "a weight applies to new streams only: a stream stays on the backend it started on, "
+            "so end long streams from the server now and then, or a shift (and a rollback) never "
+            "reaches them",
+        ),
+        meshed=True,
         # The weights 0, 10, 50 and 100, then 0 again, each watched after it applies.
         phases=(Phase("canary_steps"),),
-        meshed=True,
         needs_cluster=(
             "canary needs a Kubernetes cluster: its weighted GRPCRoute is applied by Linkerd's "
             "proxy, configured by the Linkerd control plane, which the lab cannot run. Use the "
@@ -318,139 +296,9 @@ def lab_names() -> tuple[str, ...]:
     return tuple(s.name for s in SCENARIOS if s.in_lab)
 
 
-def phase_names() -> tuple[str, ...]:
-    """Every phase any scenario runs, by name, each once."""
-    return tuple(dict.fromkeys(p.name for s in SCENARIOS for p in s.all_phases))
-
-
 def get(name: str) -> Scenario:
     """The record of ``name``; :class:`LabError` naming the known ones otherwise."""
     for scenario in SCENARIOS:
         if scenario.name == name:
             return scenario
     raise LabError(f"unknown scenario {name!r}; known: {', '.join(names())}")
-
-
-# -- Streams: what each scenario does to long-lived streams (the client's stream mode) -------
-
-
-class Spread(enum.Enum):
-    """Where the client's streams are right after it opened them."""
-
-    #: The client's one connection, through the virtual address, reaches one server.
-    ONE = "on one server: the client's one connection"
-    #: The proxy picks a server for each stream.
-    EVERY = "over every server: the proxy picks a server per stream"
-    #: gRPC's round_robin takes each stream to the next server it is connected to; the
-    #: servers that connected first may get more.
-    ANY = "over the servers the client is connected to when it opens them"
-
-
-class Moves(enum.Enum):
-    """When a stream leaves the server it started on, other than with that server."""
-
-    NEVER = "never: a stream stays on its server, whatever servers are added"
-    #: At the connection's maximum age plus its grace, as a hard cut (UNAVAILABLE).
-    AT_AGE = "at the connection's maximum age plus its grace, cut with UNAVAILABLE"
-
-
-@dataclass(frozen=True)
-class StreamExpectation:
-    """What a scenario does to streams: where they are at start, when they move, the status a
-    stream on a killed server ends with (``None``: the scenario has no crash phase), and what
-    to set for streams in it. In every scenario a rollout ends streams with OK (the server's
-    drain) and the client opens them again on the new servers."""
-
-    start: Spread
-    moves: Moves
-    crash_code: str | None
-    advice: str
-
-
-#: The stream checks, by the names the verdict prints.
-STREAMS_HELD = "every slot holds a stream at the scale-up"
-STREAMS_ON_ONE = "streams on one server at start"
-STREAMS_SPREAD = "streams over every first server at start"
-STREAMS_STAY = "streams stay where they started after the scale-up"
-STREAMS_MOVE_AT_AGE = "streams move only at age + grace, to every server"
-STREAMS_DRAINED = "streams end with OK in the rollout"
-STREAMS_REOPENED = "streams reopened on new servers after the rollout"
-STREAMS_CRASH = "streams on the killed server end as expected and reopen"
-
-#: Checks of every scenario in stream mode, before the ones its expectation adds.
-COMMON_STREAM_CHECKS = ("answers", STREAMS_HELD)
-#: The rollout's checks, in every scenario.
-ROLLOUT_STREAM_CHECKS = (STREAMS_DRAINED, STREAMS_REOPENED)
-
-#: Envoy resets the client's stream when the server behind it dies mid-stream: grpc reads the
-#: reset as INTERNAL, which the client counts as an error.
-ENVOY_CRASH_CODE = "INTERNAL"
-#: A connection that breaks under a stream ends it with UNAVAILABLE, a reconnect.
-DIRECT_CRASH_CODE = "UNAVAILABLE"
-#: Advice for the scenarios whose Envoy carries streams.
-ENVOY_ADVICE = (
-    "a route for the streaming method with `timeout: 0s` (done in the overlays); to spread "
-    "streams over new servers, end them from the server now and then"
-)
-
-#: The expected stream behaviour of every scenario, by name.
-STREAM_EXPECTATIONS: dict[str, StreamExpectation] = {
-    "clusterip": StreamExpectation(
-        Spread.ONE,
-        Moves.NEVER,
-        DIRECT_CRASH_CODE,
-        "nothing to set, nothing to gain: every stream shares the one connection's server",
-    ),
-    "headless": StreamExpectation(
-        Spread.ANY,
-        Moves.NEVER,
-        DIRECT_CRASH_CODE,
-        "nothing for the rollout (the drain ends streams with OK); to reach new servers, a "
-        "maximum connection age and grace as in `maxage`",
-    ),
-    "maxage": StreamExpectation(
-        Spread.ANY,
-        Moves.AT_AGE,
-        DIRECT_CRASH_CODE,
-        "a grace no longer than a stream may stay put (here 5 s, 14-16 s with the age); "
-        "with no grace streams never move",
-    ),
-    "proxy": StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
-    "sidecar": StreamExpectation(Spread.EVERY, Moves.NEVER, ENVOY_CRASH_CODE, ENVOY_ADVICE),
-    "linkerd": StreamExpectation(
-        Spread.EVERY,
-        Moves.NEVER,
-        None,
-        # linkerd.io/2/reference/timeouts: timeouts come only from annotations or a
-        # ServiceProfile; the overlay sets none.
-        "no `timeout.linkerd.io/request` (or ServiceProfile timeout) on the streaming route: "
-        "Linkerd sets none by default, and one would cut streams; new servers get new streams "
-        "only",
-    ),
-    "canary": StreamExpectation(
-        Spread.EVERY,
-        Moves.NEVER,
-        None,
-        # The route's weights choose a backend per request, and a stream is one request. Not
-        # checked: the cluster check refuses stream mode for canary (see e2e.plan_check).
-        "a weight applies to new streams only: a stream stays on the backend it started on, "
-        "so end long streams from the server now and then, or a shift (and a rollback) never "
-        "reaches them",
-    ),
-    "xds": StreamExpectation(
-        Spread.ANY,
-        Moves.NEVER,
-        DIRECT_CRASH_CODE,
-        "nothing for the rollout; a pushed server gets new streams only, so end long streams "
-        "from the server now and then",
-    ),
-}
-
-
-def stream_checks(name: str) -> tuple[str, ...]:
-    """Every check the stream-mode verdict runs for scenario ``name``, in order."""
-    expect = STREAM_EXPECTATIONS[name]
-    start = {Spread.ONE: (STREAMS_ON_ONE,), Spread.EVERY: (STREAMS_SPREAD,), Spread.ANY: ()}
-    moves = STREAMS_MOVE_AT_AGE if expect.moves is Moves.AT_AGE else STREAMS_STAY
-    crash = (STREAMS_CRASH,) if expect.crash_code is not None else ()
-    return (*COMMON_STREAM_CHECKS, *start[expect.start], moves, *ROLLOUT_STREAM_CHECKS, *crash)

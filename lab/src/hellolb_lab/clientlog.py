@@ -61,6 +61,12 @@ def parse_line(line: str) -> dict[str, Any] | None:
     return event if isinstance(event, dict) and "event" in event else None
 
 
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log events among ``text``'s lines; anything else (Envoy's own log, blanks)
+    is skipped, as the cluster log reader does."""
+    return [event for line in text.splitlines() if (event := parse_line(line))]
+
+
 def parse_timestamp(value: str | float | int) -> float:
     """Epoch seconds from an ISO 8601 timestamp (as the services log it) or a number."""
     if isinstance(value, int | float):

@@ -23,6 +23,10 @@ CLIENT_CONTAINER = "client"
 PROXY_CONTAINER = "envoy"
 #: The canary scenario's weight script, from the repository's root (the runner's folder).
 CANARY_WEIGHT_SCRIPT = "k8s/canary/canary-weight.sh"
+#: The xds scenario's control-plane Deployment (k8s/components/xds).
+CONTROL_PLANE = "xds"
+#: The canary scenario's canary Deployment (k8s/components/canary).
+CANARY_SERVERS = "server-canary"
 #: Seconds a Deployment may take to roll out before the check gives up.
 ROLLOUT_TIMEOUT_S = 180
 #: Seconds one command may take (a first ``skaffold run`` builds two images).

@@ -22,32 +22,26 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hellolb_lab.clientlog import Answer, Failure
-from hellolb_lab.verdict import Balance, balance, count_between, ratio_text, time_to_all_of
+from hellolb_lab.measure import (
+    Balance,
+    Finding,
+    Window,
+    balance,
+    count_between,
+    ratio_text,
+    time_to_all_of,
+)
 
 #: Seconds before a phase whose answers say how many servers the client was using.
 WIDTH_S = 3
 
 
 @dataclass(frozen=True)
-class Window:
-    """What the runner of a phase knows about it: when it started, settled and ended, the
-    servers of the Deployment after it, the ones it started, and what happened (``facts``)."""
-
-    phase: str
-    start: float
-    settled: float
-    end: float
-    servers_after: tuple[str, ...]
-    new_servers: tuple[str, ...] = ()
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Disruption:
+class Disruption(Finding):
     """The measurements of one phase (see the module docstring)."""
 
     phase: str
@@ -75,12 +69,6 @@ class Disruption:
             parts.append("not every new server answered" if t is None else f"all new in {t:.1f}s")
         parts.append(f"balance after {ratio_text(self.balance_after.ratio)}")
         return f"  {self.phase}: " + "; ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        if math.isinf(data["balance_after"]["ratio"]):
-            data["balance_after"]["ratio"] = None
-        return data
 
 
 def distinct_per_second(answers: Iterable[Answer], start: float, seconds: int) -> list[int]:

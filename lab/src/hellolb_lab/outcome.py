@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -11,8 +10,11 @@ from typing import Any
 from hello_client import events as client
 from hello_client.stats import percentile
 
-from hellolb_lab import checks, clientlog, disruption, streamverdict, verdict
+from hellolb_lab import checks, clientlog, judging
 from hellolb_lab.checks import Check
+from hellolb_lab.judging import Evidence, StreamSetup
+from hellolb_lab.measure import Window
+from hellolb_lab.phases import scale_proxies
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
 from hellolb_lab.view import Picture
@@ -33,13 +35,16 @@ class RunResult:
     marks: list[tuple[float, str]]
     settings: dict[str, Any]
     latency_ms: dict[str, float | None]
-    proxy_requests: dict[str, dict[str, int]]
+    #: Requests per proxy replica, where the run scaled the proxies.
+    proxy_requests: dict[str, int]
+    #: Milliseconds from each publication to the xDS push that carried it, by client.
+    xds_push_ms: dict[str, list[float]]
     log_dir: str
     picture: Picture
 
     @property
     def ok(self) -> bool:
-        return all(c.ok for c in self.checks)
+        return checks.passed(self.checks)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -51,112 +56,49 @@ class RunResult:
             "settings": self.settings,
             "latency_ms": self.latency_ms,
             "proxy_requests": self.proxy_requests,
+            "xds_push_ms": self.xds_push_ms,
             "verdict": self.verdict.to_dict(),
             "log_dir": self.log_dir,
         }
 
 
 def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
-    """Judge a finished run of ``stage``: the scale-up at ``scale_at`` up to where servers
-    started leaving (or ``end``), and each phase in which they left on its own."""
+    """Judge a finished run of ``stage``: the scale-up at ``scale_at`` up to where the phases
+    started (or ``end``), and each phase by what it recorded (:mod:`hellolb_lab.judging`)."""
     plan = stage.plan
     events = stage.client_events()
-    answers = clientlog.answers_from_events(events)
-    leaving = min((w.start for w in stage.windows.values()), default=end)
-    split = proxy_split(stage)
-    extra: dict[str, Any] = {}
-    if split:
-        extra["proxy_requests"] = {k: split[k] for k in ("before_restart", "after_restart")}
-    outage = stage.extra.get(verdict.OUTAGE)
-    if outage is not None:
-        extra[verdict.OUTAGE] = verdict.outage_figures(answers, outage)
-    if plan.control_plane is not None:
-        extra[XDS_PUSH_MS] = xds_push_ms(stage)
+    windows = [r for r in stage.records.values() if isinstance(r, Window)]
+    leaving = min((w.start for w in windows), default=end)
+    streams = None
     if plan.streams:
-        extra[streamverdict.STREAMS] = stream_figures(stage, events, scale_at, leaving)
-    result = verdict.judge(
-        plan.scenario.name,
-        answers,
+        after_end = stage.after_end if stage.after_end is not None else leaving
+        streams = StreamSetup(plan.stream_slots, plan.stream_cut_s, after_end)
+    evidence = Evidence(
+        scenario=plan.scenario,
+        events=events,
         scale_at=scale_at,
         servers_before=plan.server_ids(1, plan.first_servers),
         servers_after=plan.server_ids(1, plan.options.scale_to),
         end=leaving,
-        failed_rpcs=clientlog.failed_rpcs(events, until=leaving),
-        extra=extra,
-        disruptions=disruptions(stage, events, answers),
+        reach_bound_s=plan.bound,
+        records=stage.records,
+        streams=streams,
     )
+    result, checks = judging.judge(evidence)
+    split = scale_proxies.finding(result)
     return RunResult(
         scenario=plan.scenario.name,
         verdict=result,
-        checks=checks.expected_streams(plan.scenario, result)
-        if plan.streams
-        else checks.expected(plan.scenario, result, reach_bound_s=plan.bound),
+        checks=checks,
         bound=plan.bound,
         marks=stage.marks,
         settings=plan.settings(),
         latency_ms=latency(events, until=leaving),
-        proxy_requests=split,
+        proxy_requests={} if split is None else split.total,
+        xds_push_ms=xds_push_ms(stage) if plan.control_plane is not None else {},
         log_dir=str(plan.log_dir),
         picture=stage.picture,
     )
-
-
-def stream_figures(
-    stage: Stage, events: list[dict[str, Any]], scale_at: float, leaving: float
-) -> dict[str, Any]:
-    """What the run did to the client's streams (:mod:`hellolb_lab.streamverdict`)."""
-    plan = stage.plan
-    lives, failed = clientlog.stream_lives(events)
-    first = plan.server_ids(1, plan.first_servers)
-    return streamverdict.figures(
-        lives,
-        failed,
-        scale_at=scale_at,
-        after_end=stage.after_end if stage.after_end is not None else leaving,
-        slots=plan.stream_slots,
-        first_servers=first,
-        new_servers=plan.server_ids(plan.first_servers + 1, plan.options.scale_to),
-        windows=stage.windows,
-        cut_s=plan.stream_cut_s,
-    )
-
-
-def disruptions(
-    stage: Stage, events: list[dict[str, Any]], answers: list[clientlog.Answer]
-) -> dict[str, disruption.Disruption]:
-    """Each phase in which servers left, measured; a crash also counts the calls the client
-    had in flight when the server died, the most it could lose."""
-    failures = clientlog.failures(events)
-    measured = {}
-    for name, window in stage.windows.items():
-        if name == "crash":
-            in_flight = clientlog.calls_in_flight(events, window.start)
-            window = dataclasses.replace(window, facts={**window.facts, "in_flight": in_flight})
-        measured[name] = disruption.judge(window, answers, failures)
-    return measured
-
-
-def proxy_split(stage: Stage) -> dict[str, dict[str, int]]:
-    """Requests of the proxy replicas added by the proxy scale-up, before and after the client
-    restart, and every replica's total; empty when the run scaled no proxies."""
-    counts = stage.proxy_requests
-    if not {"before_scale", "before_restart", "after_restart"} <= set(counts):
-        return {}
-    before, at_restart, at_end = (
-        counts["before_scale"],
-        counts["before_restart"],
-        counts["after_restart"],
-    )
-    added = [p for p in at_end if p not in before]
-    return {
-        "before_restart": {p: at_restart[p] - before.get(p, 0) for p in added},
-        "after_restart": {p: at_end[p] - at_restart[p] for p in added},
-        "total": at_end,
-    }
-
-
-#: The verdict's ``extra`` key for :func:`xds_push_ms`.
-XDS_PUSH_MS = "xds_push_ms"
 
 
 def xds_push_ms(stage: Stage) -> dict[str, list[float]]:

@@ -15,29 +15,33 @@ What runs where is read from the overlay, not from the scenario's name (:class:`
 - an ``xds:`` target gets the lab's xDS control plane, standing in for the cluster's: it serves
   the listener the client asks for (``<service>.<namespace>:<port>``, as wongnai/xds names a
   Service port) with the addresses of the Service's Endpoints, and each client gets the
-  overlay's bootstrap, pointed at the lab's control plane and naming the client.
+  overlay's bootstrap, pointed at the lab's control plane and naming the client
+  (:mod:`hellolb_lab.controlplane`).
+
+At about 390 lines this module is longer than the others on purpose: :class:`Plan`'s methods are
+the one place where each process of a run gets its name, address, environment and config.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hello_client.config import MODES as CLIENT_MODES
-from hello_client.xds import BOOTSTRAP_CONFIG, BOOTSTRAP_FILE, xds_settings
-from hellolb.config import ConfigError
+from hello_client.config import ClientConfig
+from hello_client.xds import BOOTSTRAP_CONFIG, BOOTSTRAP_FILE
+from hello_server.config import ServerConfig
 
-from hellolb_lab import bounds, catalogue, dns, envoy, front
+from hellolb_lab import bounds, dns, envoy, front
 from hellolb_lab import overlay as overlays
 from hellolb_lab.catalogue import Scenario
+from hellolb_lab.controlplane import ControlPlane, endpoints_name, plan_control_plane
 from hellolb_lab.errors import LabError
 from hellolb_lab.front import Front, Target
 from hellolb_lab.options import Net, Options
-from hellolb_lab.xds import launch
 
 #: The client mode whose runs the stream checks judge.
 STREAM_MODE = "streams"
@@ -45,36 +49,17 @@ STREAM_MODE = "streams"
 KUBE_PROXY_ADMIN_PORT = 9901
 
 
-#: The phase that adds one server while the xDS control plane is down.
-RESTART_CONTROL_PLANE = "restart_control_plane"
-
-
-@dataclass(frozen=True)
-class ControlPlane:
-    """The lab's xDS control plane: its address, the listener it serves from which zone name
-    and port, and the bootstrap its clients get (the overlay's, pointed at ``address``)."""
-
-    address: tuple[str, int]
-    listener: str
-    zone_name: str
-    port: int
-    bootstrap: Mapping[str, Any]
+class PhaseNeeds(Protocol):
+    """What a phase needs from the plan (:class:`hellolb_lab.phases.base.Phase` has these)."""
 
     @property
-    def service(self) -> str:
-        """The control plane's ``--service`` argument."""
-        return f"{self.listener}={self.zone_name}:{self.port}"
+    def servers_added(self) -> int: ...
 
-    def argv(self, zone: Path) -> list[str]:
-        return launch.control_plane_argv(self.address, zone, [self.service])
+    @property
+    def clients_added(self) -> int: ...
 
-    def client_bootstrap(self, client: str) -> dict[str, Any]:
-        """The bootstrap of one client. The node id is the client's name, so that the control
-        plane's log tells the clients apart; on a cluster every client pod sends the same id,
-        and wongnai/xds answers every node alike."""
-        bootstrap = json.loads(json.dumps(self.bootstrap))
-        bootstrap["node"] = {**(bootstrap.get("node") or {}), "id": client}
-        return bootstrap
+    @property
+    def second_server_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -110,11 +95,18 @@ class Plan:
     log_dir: Path
     server_env: Mapping[str, str]
     client_env: Mapping[str, str]
+    #: The servers' and the client's settings, parsed once from those environments by the
+    #: services' own config classes (the client's with its target set aside: :attr:`target`).
+    server_config: ServerConfig
+    client_config: ClientConfig
     server_port: int
     target: Target
     dns_refresh_s: float | None
     bound: float | None
     after_s: float
+    #: Every phase a record may name, by name: the plan asks them what they need
+    #: (:data:`hellolb_lab.phases.PHASES`, handed over by :func:`hellolb_lab.timeline.plan`).
+    phase_needs: Mapping[str, PhaseNeeds] = dataclasses.field(default_factory=dict)
     control_plane: ControlPlane | None = None
     #: Stream mode: the seconds within which the servers' maximum age and grace cut a stream
     #: (:func:`bounds.stream_cut`), and the streams the client keeps open (0: not stream mode).
@@ -148,19 +140,20 @@ class Plan:
 
     @property
     def clients(self) -> int:
-        """Clients the run starts: the first, and one per restart."""
-        return 1 + self.phases.count("restart_client")
+        """Clients the run starts: the first, and those its phases add (a restart)."""
+        return 1 + sum(self.phase_needs[n].clients_added for n in self.phases)
 
     @property
     def servers_total(self) -> int:
-        """Servers the run starts: ``scale_to``, and one more while the control plane is down."""
-        return self.options.scale_to + (RESTART_CONTROL_PLANE in self.phases)
+        """Servers the run starts: ``scale_to``, and those its phases add."""
+        return self.options.scale_to + sum(self.phase_needs[n].servers_added for n in self.phases)
 
     @property
     def servers_ever(self) -> int:
-        """Server pods the run may start: :attr:`servers_total`, and as many again in a
-        rollout."""
-        return self.servers_total * (2 if "rollout" in self.phases else 1)
+        """Server pods the run may start: :attr:`servers_total`, and as many again where a phase
+        replaces every server (a rollout)."""
+        second = any(self.phase_needs[n].second_server_set for n in self.phases)
+        return self.servers_total * (2 if second else 1)
 
     @property
     def registry(self) -> str:
@@ -294,52 +287,37 @@ class Plan:
         }
 
 
-def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = None) -> Plan:
-    """The plan of one run of ``scenario``; its overlay is rendered unless given."""
+def make(
+    scenario: Scenario,
+    options: Options,
+    ov: overlays.Overlay | None = None,
+    *,
+    phases: Mapping[str, PhaseNeeds],
+) -> Plan:
+    """The plan of one run of ``scenario``, whose phases are among ``phases``; its overlay is
+    rendered unless given."""
     if not scenario.in_lab:
         raise LabError(scenario.needs_cluster or f"{scenario.name} needs a cluster")
     ov = ov or overlays.load(scenario.name, options.k8s_dir)
-    if options.scale_to <= ov.server_replicas:
-        raise LabError(f"--scale-to must exceed the overlay's {ov.server_replicas} server replicas")
-    known = catalogue.phase_names()
-    for name in (*(options.phases or ()), *options.skip):
-        if name not in known:
-            raise LabError(f"no phase {name!r}; the phases after the scale-up: {', '.join(known)}")
-    server_env = {**ov.server_env, **options.server_env, "LOG_FORMAT": "json"}
-    if options.work_time is not None:
-        server_env["WORK_TIME"] = options.work_time
-    client_env = {
-        **ov.client_env,
-        "SUMMARY_INTERVAL": options.summary_interval,
-        **options.client_env,
-        "LOG_FORMAT": "json",
-        "STARTUP_TIMEOUT": f"{options.startup_timeout:g}s",
-    }
-    if options.round_interval is not None:
-        client_env["ROUND_INTERVAL"] = options.round_interval
-    if options.client_mode is not None:
-        if options.client_mode not in CLIENT_MODES:
-            raise LabError(
-                f"--client-mode must be one of {', '.join(CLIENT_MODES)}, "
-                f"got {options.client_mode!r}"
-            )
-        client_env["CLIENT_MODE"] = options.client_mode
+    _check_choices(scenario, ov, options, phases)
+    server_env, client_env = _server_env(ov, options), _client_env(ov, options)
+    server = bounds.server_settings(scenario.name, server_env)
+    client = bounds.client_settings(scenario.name, client_env)
     dns_refresh = _dns_refresh(ov)
     bound = bounds.reach_bound(
         scenario,
-        server_env=server_env,
-        client_env=client_env,
+        server=server,
+        client=client,
         envoy_config=ov.envoy_config,
         dns_refresh_s=dns_refresh,
     )
     after = options.after if options.after is not None else bound
-    streams = client_env.get("CLIENT_MODE") == STREAM_MODE
-    cut = bounds.stream_cut(scenario.name, server_env) if streams else None
+    streams = client.mode == STREAM_MODE
+    cut = bounds.stream_cut(server) if streams else None
     if cut is not None and options.after is None:
         # Streams reach new servers only when the first ones are cut: wait for that.
         after = max(after or 0.0, cut[1])
     target = front.resolve(scenario.name, ov, client_env.get("SERVER_ADDRESS", ""))
-    server_port = int(server_env.get("PORT", "50051"))
     return Plan(
         scenario=scenario,
         overlay=ov,
@@ -347,72 +325,61 @@ def make(scenario: Scenario, options: Options, ov: overlays.Overlay | None = Non
         log_dir=options.log_dir or _default_log_dir(scenario.name, options.k8s_dir),
         server_env=server_env,
         client_env=client_env,
-        server_port=server_port,
+        server_config=server,
+        client_config=client,
+        server_port=server.port,
         target=target,
         dns_refresh_s=dns_refresh,
         bound=bound,
         after_s=after if after is not None else options.headless_after,
-        control_plane=_control_plane(scenario.name, ov, target, client_env, server_port, options),
+        control_plane=plan_control_plane(
+            scenario.name, ov, target, client_env, server.port, options
+        ),
         stream_cut_s=cut,
-        stream_slots=bounds.stream_slots(scenario.name, client_env) if streams else 0,
+        stream_slots=client.concurrency if streams else 0,
+        phase_needs=phases,
     )
 
 
-def endpoints_name(namespace: str) -> str:
-    """The zone name that lists the server Service's Endpoints in ``namespace``."""
-    return f"endpoints.server.{namespace}.lab"
+def _check_choices(
+    scenario: Scenario, ov: overlays.Overlay, options: Options, phases: Mapping[str, PhaseNeeds]
+) -> None:
+    """:class:`LabError` for a scale-up that adds no server or a phase no one knows."""
+    if options.scale_to <= ov.server_replicas:
+        raise LabError(f"--scale-to must exceed the overlay's {ov.server_replicas} server replicas")
+    for name in (*(p.name for p in scenario.all_phases), *(options.phases or ()), *options.skip):
+        if name not in phases:
+            known = ", ".join(phases)
+            raise LabError(f"no phase {name!r}; the phases after the scale-up: {known}")
 
 
-def _control_plane(
-    name: str,
-    ov: overlays.Overlay,
-    target: Target,
-    client_env: Mapping[str, str],
-    server_port: int,
-    options: Options,
-) -> ControlPlane | None:
-    """The lab's control plane for an ``xds:`` target, from the client's bootstrap: the
-    ConfigMap file ``GRPC_XDS_BOOTSTRAP`` names, or the JSON in ``GRPC_XDS_BOOTSTRAP_CONFIG``.
-    It listens on the lab's control-plane address, on the port of the bootstrap's first server,
-    and serves the servers on the port they listen on (the Service's target port).
-    """
-    if target.front is not Front.CONTROL_PLANE:
-        return None
-    if BOOTSTRAP_FILE in client_env:
-        path = client_env[BOOTSTRAP_FILE]
-        if path not in ov.client_files:
+def _server_env(ov: overlays.Overlay, options: Options) -> dict[str, str]:
+    """The servers' environment: the overlay's, the options' on top, logs in JSON."""
+    env = {**ov.server_env, **options.server_env, "LOG_FORMAT": "json"}
+    if options.work_time is not None:
+        env["WORK_TIME"] = options.work_time
+    return env
+
+
+def _client_env(ov: overlays.Overlay, options: Options) -> dict[str, str]:
+    """The client's environment: the overlay's, the options' on top, logs in JSON."""
+    env = {
+        **ov.client_env,
+        "SUMMARY_INTERVAL": options.summary_interval,
+        **options.client_env,
+        "LOG_FORMAT": "json",
+        "STARTUP_TIMEOUT": f"{options.startup_timeout:g}s",
+    }
+    if options.round_interval is not None:
+        env["ROUND_INTERVAL"] = options.round_interval
+    if options.client_mode is not None:
+        if options.client_mode not in CLIENT_MODES:
             raise LabError(
-                f"{name}: the client's {BOOTSTRAP_FILE}={path} is no file the overlay mounts "
-                f"from a ConfigMap (mounted: {', '.join(sorted(ov.client_files)) or 'none'})"
+                f"--client-mode must be one of {', '.join(CLIENT_MODES)}, "
+                f"got {options.client_mode!r}"
             )
-        text = ov.client_files[path]
-    else:
-        text = client_env.get(BOOTSTRAP_CONFIG, "")
-    try:
-        settings = xds_settings(target.address, {BOOTSTRAP_CONFIG: text})
-    except ConfigError as error:
-        raise LabError(f"{name}: the overlay's xDS bootstrap: {error}") from None
-    assert settings is not None
-    _, _, port = settings.servers[0].rpartition(":")
-    if not port.isdigit():
-        raise LabError(f"{name}: the bootstrap's server_uri {settings.servers[0]!r} has no port")
-    address = (options.net.control_plane, int(port))
-    bootstrap = json.loads(text)
-    for server in _xds_servers(bootstrap):
-        server["server_uri"] = f"{address[0]}:{address[1]}"
-    return ControlPlane(
-        address=address,
-        listener=settings.listener,
-        zone_name=endpoints_name(ov.namespace),
-        port=server_port,
-        bootstrap=bootstrap,
-    )
-
-
-def _xds_servers(bootstrap: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every server entry of a bootstrap: the top-level ones and each authority's."""
-    authorities = (bootstrap.get("authorities") or {}).values()
-    return [*bootstrap["xds_servers"], *(s for a in authorities for s in a.get("xds_servers", []))]
+        env["CLIENT_MODE"] = options.client_mode
+    return env
 
 
 def _dns_refresh(ov: overlays.Overlay) -> float | None:

@@ -20,10 +20,12 @@ from typing import Any
 
 from hello_client import events as client
 
-from hellolb_lab import checks, clientlog, verdict
+from hellolb_lab import clientlog, judging
 from hellolb_lab.catalogue import Scenario
 from hellolb_lab.checks import Check
 from hellolb_lab.clientlog import Answer
+from hellolb_lab.judging import Evidence
+from hellolb_lab.verdict import Verdict
 from hellolb_lab.view import LiveView, Picture
 
 #: Seconds at the start of the log whose servers count as "the first servers".
@@ -49,6 +51,8 @@ class Reader:
     scenario: Scenario
     events: list[dict[str, Any]] = field(default_factory=list)
     picture: Picture = field(default_factory=lambda: Picture(title="watch", start=0.0))
+    #: How :meth:`judge` found the scale-up time: given, inferred, or none seen.
+    scale_at_note: str = "given"
     _responses: bool = False
 
     def __post_init__(self) -> None:
@@ -82,27 +86,29 @@ class Reader:
         scale_at: float | None = None,
         expect_servers: int | None = None,
         reach_bound_s: float | None = None,
-    ) -> tuple[verdict.Verdict, list[Check]]:
+    ) -> tuple[Verdict, list[Check]]:
+        """The verdict and checks of the lines read so far (:mod:`hellolb_lab.judging`); how
+        the scale-up time was found is left in :attr:`scale_at_note`."""
         answers = clientlog.answers_from_events(self.events)
-        note = "given"
+        self.scale_at_note = "given"
         if scale_at is None and answers:
             scale_at = infer_scale_at(answers)
-            note = "inferred from the first new server" if scale_at is not None else "none seen"
+            found = scale_at is not None
+            self.scale_at_note = "inferred from the first new server" if found else "none seen"
         before = {a.server_id for a in answers if scale_at is None or a.t < scale_at}
         seen = {a.server_id for a in answers}
         after = set(seen)
         missing = (expect_servers or 0) - len(seen)
         after |= {f"(never answered {i})" for i in range(1, missing + 1)}
-        result = verdict.judge(
-            self.scenario.name,
-            answers,
+        evidence = Evidence(
+            scenario=self.scenario,
+            events=self.events,
             scale_at=scale_at,
             servers_before=before,
             servers_after=after,
-            failed_rpcs=clientlog.failed_rpcs(self.events),
-            extra={"scale_at": note},
+            reach_bound_s=reach_bound_s,
         )
-        return result, checks.expected(self.scenario, result, reach_bound_s=reach_bound_s)
+        return judging.judge(evidence)
 
 
 def infer_scale_at(answers: list[Answer]) -> float | None:

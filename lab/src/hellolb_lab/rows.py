@@ -15,10 +15,12 @@ from typing import Any
 from hellolb_lab import catalogue
 from hellolb_lab.catalogue import Reach
 from hellolb_lab.outcome import RunResult
+from hellolb_lab.phases import PHASES
 from hellolb_lab.verdict import Verdict
 
 VERSUS = f"p50 vs {catalogue.BASELINE}"
-LEAVING_COLUMNS = ("rollout failed", "rollout on fewer servers", "crash failed")
+#: The phases' columns (the servers leaving), in the registry's order.
+LEAVING_COLUMNS = tuple(c for p in PHASES.values() for c in p.columns)
 TOUR_COLUMNS = (
     "scenario",
     "first servers",
@@ -51,14 +53,13 @@ def _never(v: Verdict) -> int:
 
 
 def leaving_cells(v: Verdict) -> dict[str, str]:
-    """The servers-leaving columns; blank for a phase that did not run."""
-    rollout, crash = v.disruptions.get("rollout"), v.disruptions.get("crash")
+    """The phases' columns, each phase's cells from its finding; blank for a phase that did
+    not run."""
     cells = dict.fromkeys(LEAVING_COLUMNS, "")
-    if rollout is not None:
-        cells["rollout failed"] = str(rollout.failed)
-        cells["rollout on fewer servers"] = f"{rollout.narrow_s} of {rollout.seconds} s"
-    if crash is not None:
-        cells["crash failed"] = f"{crash.failed} of {crash.facts.get('in_flight', '?')} in flight"
+    for name, finding in v.findings.items():
+        phase_cells = PHASES[name].cells
+        if phase_cells is not None:
+            cells.update(phase_cells(finding))
     return cells
 
 

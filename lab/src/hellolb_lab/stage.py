@@ -8,8 +8,7 @@ processes are ready (as endpoints appear only for ready pods), and keeps the
 the control plane (a mark each time it pushes a client a new list of servers). The order of
 these steps is the timeline's (:mod:`hellolb_lab.timeline`).
 
-The module's functions start one kind of program each and wait until it is ready, by the event
-it logs then; the stage, the xDS tests and the xDS benchmark all start processes through them.
+Its processes are started by :mod:`hellolb_lab.launchers`.
 """
 
 from __future__ import annotations
@@ -19,83 +18,25 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from hello_client import events as client
 
 from hellolb_lab import clientlog, dns, envoy, streamverdict
-from hellolb_lab.disruption import Window
-from hellolb_lab.errors import LabError
+from hellolb_lab.launchers import (
+    DNS_PUBLISH_TIMEOUT_S,
+    SERVER_STARTED,
+    start_client,
+    start_control_plane,
+    start_dns,
+    wait_ready,
+)
 from hellolb_lab.plan import EnvoyProcess, Plan
 from hellolb_lab.polling import poll, wait_until
 from hellolb_lab.procs import Proc, Supervisor, find_binary
 from hellolb_lab.view import LiveView, Picture
 from hellolb_lab.xds import stream as xds
-
-#: The server's log event once it listens (hello_server writes it).
-SERVER_STARTED = "server.started"
-#: Seconds within which the lab DNS (and the xDS control plane) must take up a change it was
-#: just given.
-DNS_PUBLISH_TIMEOUT_S = 5.0
-
-EventHandler = Callable[[Proc, dict[str, Any]], None]
-
-
-def wait_ready(proc: Proc, event: str, timeout: float) -> dict[str, Any]:
-    """The event ``proc`` logs once it is ready, waited for at most ``timeout`` seconds."""
-    return proc.wait_event(lambda e: e.get("event") == event, timeout)
-
-
-def start_dns(
-    sup: Supervisor,
-    listen: tuple[str, int],
-    zone: Path,
-    timeout: float,
-    on_event: EventHandler | None = None,
-) -> Proc:
-    """The lab DNS server answering from ``zone``, once it serves."""
-    argv = [sys.executable, "-m", "hellolb_lab.dns", "--listen", f"{listen[0]}:{listen[1]}"]
-    argv += ["--zone", str(zone), "--ttl", str(dns.DEFAULT_TTL)]
-    proc = sup.start("dns", argv, on_event=on_event)
-    wait_ready(proc, dns.STARTED, timeout)
-    return proc
-
-
-def start_servers(
-    sup: Supervisor, servers: Iterable[tuple[str, Mapping[str, str]]], timeout: float
-) -> list[Proc]:
-    """Start a hello_server per ``(name, environment)``, side by side, then wait until every
-    one listens."""
-    argv = [sys.executable, "-m", "hello_server"]
-    started = [sup.start(name, argv, env) for name, env in servers]
-    for proc in started:
-        wait_ready(proc, SERVER_STARTED, timeout)
-    return started
-
-
-def start_client(
-    sup: Supervisor, name: str, env: Mapping[str, str], on_event: EventHandler | None = None
-) -> Proc:
-    """A hello_client; wait for it with ``wait_ready(proc, client.READY, ...)`` where needed."""
-    return sup.start(name, [sys.executable, "-m", "hello_client"], env, on_event=on_event)
-
-
-def start_control_plane(
-    sup: Supervisor,
-    name: str,
-    argv: list[str],
-    timeout: float,
-    on_event: EventHandler | None = None,
-) -> Proc:
-    """The lab's xDS control plane, once it serves; :class:`LabError` with its reason if it
-    cannot listen."""
-    proc = sup.start(name, argv, on_event=on_event)
-    first = proc.wait_event(lambda e: e.get("event") in (xds.STARTED, xds.STOPPED), timeout)
-    if first["event"] == xds.STOPPED:
-        raise LabError(f"{name} stopped: {first.get('reason')}; log: {proc.log_path}")
-    return proc
 
 
 class Stage:
@@ -116,13 +57,11 @@ class Stage:
         self.marks: list[tuple[float, str]] = []
         #: Requests per proxy replica at named moments (see :meth:`count_proxy_requests`).
         self.proxy_requests: dict[str, dict[str, int]] = {}
-        #: The phases in which servers left, by name, for the verdict.
-        self.windows: dict[str, Window] = {}
+        #: What each phase did, by its name, for the judging (:mod:`hellolb_lab.phases`).
+        self.records: dict[str, Any] = {}
         #: Times the servers were published while the xDS control plane ran, and their
         #: addresses: what it pushed at once.
         self.xds_publications: list[tuple[float, tuple[str, ...]]] = []
-        #: What each phase measured beyond the answers, for the verdict (by its name).
-        self.extra: dict[str, Any] = {}
         #: When the phase after the scale-up ended and the scenario's own phases began.
         self.after_end: float | None = None
         self._pushed: dict[str, tuple[str, ...]] = {}

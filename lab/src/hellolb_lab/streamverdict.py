@@ -3,7 +3,7 @@
 Shared like :mod:`hellolb_lab.verdict`: the lab and the cluster check both read the client's
 ``client.stream_opened`` and ``client.stream_ended`` lines (:func:`clientlog.stream_lives`) and
 measure them here; :mod:`hellolb_lab.checks` says whether the figures are what the scenario's
-stream expectation (:data:`hellolb_lab.catalogue.STREAM_EXPECTATIONS`) wants. The figures:
+stream expectation (its record's ``streams``) wants. The figures:
 
 - **open at the scale-up** and **open after it**: streams per server at the scale-up, and where
   the scenario's own phases start (the end of the phase after the scale-up), each taken at the
@@ -34,7 +34,7 @@ from hellolb import ticks
 from hellolb_lab.clientlog import FailedOpen, StreamLife
 
 if TYPE_CHECKING:
-    from hellolb_lab.disruption import Window
+    from hellolb_lab.measure import Window
 
 #: The verdict's ``extra`` key for :func:`figures`.
 STREAMS = "streams"

@@ -35,11 +35,11 @@ from hellolb_lab import balancers, clientlog, envoy
 from hellolb_lab import overlay as overlays
 from hellolb_lab.balancers import Balancer, Fault
 from hellolb_lab.errors import LabError
+from hellolb_lab.launchers import SERVER_STARTED, wait_ready
 from hellolb_lab.options import Net
 from hellolb_lab.plan import EnvoyProcess, Process
 from hellolb_lab.polling import poll
 from hellolb_lab.procs import Proc, Supervisor, check_all_free, find_binary
-from hellolb_lab.stage import SERVER_STARTED, wait_ready
 from hellolb_lab.view import table
 
 PORT = 50051

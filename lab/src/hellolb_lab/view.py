@@ -59,7 +59,8 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     totals: dict[str, int] = dict.fromkeys(servers, 0)
     first: dict[str, float] = {}
     for a in picture.answers:
-        if a.t >= now:
+        # An answer at ``now`` itself counts: the log reader's picture ends at its last answer.
+        if a.t > now:
             continue
         col = int((a.t - picture.start) // step)
         if 0 <= col < columns:
@@ -127,7 +128,7 @@ def progress_line(picture: Picture, now: float) -> str:
     totals: dict[str, int] = {}
     for a in picture.answers:
         totals[a.server_id] = totals.get(a.server_id, 0) + a.count
-    per = " ".join(f"{s}={n}" for s, n in sorted(totals.items())) or "no answers yet"
+    per = " ".join(f"{s}={totals[s]}" for s in sorted(totals, key=_natural)) or "no answers yet"
     return f"[{picture.title} {now - picture.start:5.1f}s] {per} failed={picture.errors}"
 
 

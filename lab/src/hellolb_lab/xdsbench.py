@@ -1,6 +1,6 @@
 """Benchmark: time from publishing a new server to its first call, over xDS and over DNS.
 
-``python -m hellolb_lab.xds.bench [--samples 5] [--net 127.0.129] [--dns-max-age 1s]``
+``python -m hellolb_lab.xdsbench [--samples 5] [--net 127.0.129] [--dns-max-age 1s]``
 
 Both paths run the same hello_client against the same kind of servers, one after the other in
 the same run, and each sample starts one more server and then publishes it in the zone:
@@ -18,7 +18,6 @@ This is a measurement, not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
@@ -30,8 +29,8 @@ from typing import Any
 from hello_client import events as client_events
 from hellolb.config import parse_duration
 
-from hellolb_lab import dns, polling, stage
-from hellolb_lab.procs import Proc, Supervisor
+from hellolb_lab import dns, launchers, polling
+from hellolb_lab.procs import Proc, Supervisor, free_port
 from hellolb_lab.view import table
 from hellolb_lab.xds import launch
 
@@ -46,14 +45,10 @@ CLIENT_ID = "bench-xds"
 COLUMNS = ("path", "samples", "median ms", "min ms", "max ms", "push median ms", "vs xDS")
 
 
-def _free_port(host: str, udp: bool = False) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _start_server(sup: Supervisor, server_id: str, ip: str, env: dict[str, str]) -> None:
-    stage.start_servers(sup, [(server_id, launch.server_env(server_id, ip, PORT, **env))], WAIT_S)
+    launchers.start_servers(
+        sup, [(server_id, launch.server_env(server_id, ip, PORT, **env))], WAIT_S
+    )
 
 
 def _sample(
@@ -83,15 +78,15 @@ def xds_path(
 ) -> tuple[list[float], list[float]]:
     zone = dns.Zone(folder / "xds-zone.json")
     host = f"{prefix}.1"
-    address = (host, _free_port(host))
+    address = (host, free_port(host))
     ips = [f"{prefix}.11"]
     _start_server(sup, "xds-s1", ips[0], SERVER_ENV)
     zone.publish(NAME, ips)
     argv = launch.control_plane_argv(address, zone.path, [f"{LISTENER}={NAME}"])
-    plane = stage.start_control_plane(sup, "xds", argv, WAIT_S)
+    plane = launchers.start_control_plane(sup, "xds", argv, WAIT_S)
     env = launch.client_env(f"xds:///{LISTENER}", address, CLIENT_ID, **CLIENT_ENV)
-    client = stage.start_client(sup, "xds-client", env)
-    stage.wait_ready(client, client_events.READY, WAIT_S)
+    client = launchers.start_client(sup, "xds-client", env)
+    launchers.wait_ready(client, client_events.READY, WAIT_S)
     delays, publications = [], []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{10 + n}")
@@ -106,12 +101,12 @@ def xds_path(
 def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: str) -> list[float]:
     zone = dns.Zone(folder / "dns-zone.json")
     host = f"{prefix}.2"
-    port = _free_port(host, udp=True)
+    port = free_port(host, udp=True)
     server_env = {**SERVER_ENV, "MAX_CONNECTION_AGE": max_age, "MAX_CONNECTION_AGE_GRACE": "5s"}
     ips = [f"{prefix}.41"]
     _start_server(sup, "dns-s1", ips[0], server_env)
     zone.publish(NAME, ips)
-    stage.start_dns(sup, (host, port), zone.path, WAIT_S)
+    launchers.start_dns(sup, (host, port), zone.path, WAIT_S)
     env = {
         "SERVER_ADDRESS": f"dns://{host}:{port}/{LISTENER}",
         "CLIENT_ID": "bench-dns",
@@ -119,8 +114,8 @@ def dns_path(sup: Supervisor, folder: Path, prefix: str, samples: int, max_age: 
         "LOG_FORMAT": "json",
         **CLIENT_ENV,
     }
-    client = stage.start_client(sup, "dns-client", env)
-    stage.wait_ready(client, client_events.READY, WAIT_S)
+    client = launchers.start_client(sup, "dns-client", env)
+    launchers.wait_ready(client, client_events.READY, WAIT_S)
     delays = []
     for n in range(2, samples + 2):
         ips.append(f"{prefix}.{40 + n}")
@@ -162,7 +157,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hellolb_lab.xds.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m hellolb_lab.xdsbench", description=__doc__)
     parser.add_argument("--samples", type=int, default=5, help="new servers per path")
     parser.add_argument("--net", default="127.0.129", help="a 127.X.Y block for the run")
     parser.add_argument("--dns-max-age", default="1s", help="the DNS path's MAX_CONNECTION_AGE")
