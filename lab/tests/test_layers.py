@@ -66,7 +66,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # The one judging pipeline.
     ("judging",),
     # Runs: the lab's, the cluster check's, the log reader's, the benchmarks'.
-    ("outcome", "timeline", "e2e", "reader", "uneven", "xdsbench", "clientbench"),
+    ("outcome", "timeline", "e2e", "reader", "uneven", "xdsbench", "clientbench", "hopbench"),
     # The report: verdict text, table rows, the commands.
     ("report", "rows", "bench", "unevencmd", "__main__"),
 )

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -51,6 +50,8 @@ from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats, percentile
 from hellolb.logsetup import bind_context, configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
+
+from hellolb_lab.procs import free_port
 
 T = TypeVar("T")
 
@@ -211,12 +212,6 @@ async def measure(
                     result = replace(result, server_cpu=cpu_seconds(pid) - before)
                 results[-1][name] = result
     return results
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_servers(ports: tuple[int, int]) -> list[subprocess.Popen]:
