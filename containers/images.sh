@@ -12,7 +12,8 @@
 # The base is the official image that the Dockerfiles name (ARG PYTHON_IMAGE)
 # when the engine can pull it. Where no registry is reachable, it is the
 # stand-in that containers/standin-base.sh builds once from Debian's packages;
-# the build says so. PYTHON_IMAGE=... forces a base.
+# the build says so. PYTHON_IMAGE=... forces a base. CONTEXT=DIR builds from
+# another copy of the repository, TAG=... tags other than latest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,7 +68,9 @@ for name in "${images[@]}"; do
   started=$SECONDS
   # Host networking: the build's pip and uv reach the package index the way
   # the machine does.
+  context=${CONTEXT:-.}
+  tag=hellolb-$name:${TAG:-latest}
   "$ENGINE" build --network=host --build-arg "PYTHON_IMAGE=$base" \
-    -f "$dockerfile" -t "hellolb-$name:latest" . >&2
-  echo "images: hellolb-$name:latest on $base, built in $((SECONDS - started)) s" >&2
+    -f "$context/$dockerfile" -t "$tag" "$context" >&2
+  echo "images: $tag on $base, built in $((SECONDS - started)) s" >&2
 done

@@ -33,6 +33,7 @@ def _load(name: str, path: Path) -> Any:
 
 
 podrun = _load("podrun", HERE / "podrun.py")
+liveupdate = _load("liveupdate", HERE / "liveupdate.py")
 _checks = _load("repository_checks", ROOT / "tests" / "conftest.py")
 
 ENABLED = os.environ.get("CONTAINER_TESTS") == "1"
@@ -88,3 +89,11 @@ def rendered() -> Callable[[str, str, str], dict[str, Any]]:
     return lambda scenario, kind, name: _checks.find_doc(
         _checks.rendered_docs(scenario), kind, name
     )
+
+
+@pytest.fixture(scope="session")
+def tiltfile() -> Callable[..., Any]:
+    """``tiltfile(**args)``: the Tiltfile evaluated by starlark-go with the recording
+    stand-ins of tests/test_tiltfile.py (loaded from there, not copied)."""
+    standins = _load("tiltfile_standins", ROOT / "tests" / "test_tiltfile.py")
+    return lambda **args: standins.evaluate(_checks.kustomize, args)
