@@ -4,6 +4,7 @@
 # with the repository root as the build context.
 #
 #   containers/images.sh [server|client|lab ...]
+#   containers/images.sh --base      prints the base image the builds use
 #
 # ENGINE=podman|docker picks the engine; by default podman where it is
 # installed, else docker where its daemon answers. With podman, the engine
@@ -13,7 +14,8 @@
 # when the engine can pull it. Where no registry is reachable, it is the
 # stand-in that containers/standin-base.sh builds once from Debian's packages;
 # the build says so. PYTHON_IMAGE=... forces a base. CONTEXT=DIR builds from
-# another copy of the repository, TAG=... tags other than latest.
+# another copy of the repository, TAG=... tags other than latest, NO_CACHE=1
+# builds every step again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,6 +59,10 @@ if [[ -z $base ]]; then
   fi
 fi
 
+if [[ ${1:-} == --base ]]; then
+  echo "$base"
+  exit 0
+fi
 images=("$@")
 [[ ${#images[@]} -gt 0 ]] || images=(server client lab)
 for name in "${images[@]}"; do
@@ -70,7 +76,9 @@ for name in "${images[@]}"; do
   # the machine does.
   context=${CONTEXT:-.}
   tag=hellolb-$name:${TAG:-latest}
-  "$ENGINE" build --network=host --build-arg "PYTHON_IMAGE=$base" \
+  flags=(--network=host --build-arg "PYTHON_IMAGE=$base")
+  [[ ${NO_CACHE:-} != 1 ]] || flags+=(--no-cache)
+  "$ENGINE" build "${flags[@]}" \
     -f "$context/$dockerfile" -t "$tag" "$context" >&2
   echo "images: $tag on $base, built in $((SECONDS - started)) s" >&2
 done
