@@ -50,6 +50,16 @@ def test_a_scenario_runs_with_its_checks_and_writes_to_the_mounted_folder(
     assert (logs / "server-1.log").stat().st_size > 0
 
 
+@pytest.mark.skipif(
+    os.environ.get("LAB_IMAGE_TOUR") != "1",
+    reason="the whole tour takes about 5 min: LAB_IMAGE_TOUR=1 make containers runs it",
+)
+def test_the_tour_passes_its_checks_inside_the_container(engine, lab_image, tmp_path):
+    result = lab(engine, lab_image, tmp_path, "tour", "--assert", timeout=1500)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "| scenario" in result.stdout
+
+
 @pytest.mark.parametrize("command", ["tour", "uneven", "run"])
 def test_each_lab_command_starts_in_the_image(engine, lab_image, tmp_path, command):
     result = lab(engine, lab_image, tmp_path, command, "--help", timeout=120)
