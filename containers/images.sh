@@ -78,7 +78,9 @@ for name in "${images[@]}"; do
   tag=hellolb-$name:${TAG:-latest}
   flags=(--network=host --build-arg "PYTHON_IMAGE=$base")
   [[ ${NO_CACHE:-} != 1 ]] || flags+=(--no-cache)
-  "$ENGINE" build "${flags[@]}" \
-    -f "$context/$dockerfile" -t "$tag" "$context" >&2
+  # From the context folder itself: podman 4.3 looks for the Dockerfile's own
+  # ignore file (lab/Dockerfile.dockerignore) at the -f path taken relative to
+  # the context, and silently falls back to the root .dockerignore otherwise.
+  (cd "$context" && "$ENGINE" build "${flags[@]}" -f "$dockerfile" -t "$tag" . >&2)
   echo "images: $tag on $base, built in $((SECONDS - started)) s" >&2
 done
