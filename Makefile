@@ -71,7 +71,7 @@ images: ## Build hellolb-server, hellolb-client and hellolb-lab with podman (or 
 
 .PHONY: containers
 containers: setup images ## The images run as the manifests say, the live update, the lab image (minutes)
-	CONTAINER_TESTS=1 $(RUN) pytest tests/containers -p no:cacheprovider --timeout=1800
+	CONTAINER_TESTS=1 $(RUN) pytest tests/containers -s -p no:cacheprovider --timeout=1800
 
 ## Kubernetes (needs docker, kind, kubectl, skaffold; see docs/cluster.md)
 

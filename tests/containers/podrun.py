@@ -342,7 +342,6 @@ class Container:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     security_override: Mapping[str, Any] = field(default_factory=dict)
     name: str = ""
-    process: subprocess.Popen[bytes] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -377,13 +376,22 @@ class Container:
         ]
 
     def start(self) -> None:
-        """Start it attached, so its output is this process's to read."""
-        self.process = subprocess.Popen(
-            [self.engine.name, *self.run_args()],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=engine_env(),
-        )
+        """Start it detached: its output is read from the engine's log (an attached pipe
+        nobody reads would fill up and block the container's writes)."""
+        args = self.run_args()
+        self.engine(*args[:1], "--detach", *args[1:])
+
+    def running(self) -> bool:
+        return bool(self.state()["Running"])
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Whether it stopped within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                return True
+            time.sleep(0.05)
+        return False
 
     def state(self) -> dict[str, Any]:
         return self.engine.inspect("container", self.name)["State"]
@@ -401,7 +409,7 @@ class Container:
         started = time.monotonic()
         status = ""
         while time.monotonic() - started < timeout:
-            assert self.process is None or self.process.poll() is None, self.output()
+            assert self.running(), self.output()
             status = probe.check(self.pod.ip)
             if status == "SERVING":
                 return time.monotonic() - started
@@ -426,14 +434,10 @@ class Container:
         remaining = max(grace - pre_stop, MIN_GRACE_AFTER_PRESTOP_S)
         started = time.monotonic()
         self.engine("kill", "--signal=TERM", self.name)
-        killed = False
-        assert self.process is not None
-        try:
-            self.process.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            killed = True
+        killed = not self.wait_stopped(remaining)
+        if killed:
             self.engine("kill", "--signal=KILL", self.name, check=False)
-            self.process.wait(timeout=30)
+            self.wait_stopped(30)
         return StopResult(
             seconds=time.monotonic() - started,
             exit_code=int(self.state()["ExitCode"]),

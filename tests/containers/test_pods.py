@@ -52,7 +52,7 @@ def server(engine, service_images, scenario, rendered):
         container.start()
         container.wait_ready()
         yield container
-        if container.process is not None and container.process.poll() is None:
+        if container.running():
             container.engine("kill", "--signal=KILL", container.name, check=False)
 
 
@@ -140,7 +140,7 @@ def test_the_client_reaches_the_server_by_the_scenarios_target(
         answered = []
         while time.monotonic() < deadline and len(answered) < 5:
             answered = [e for e in client.events() if e.get("event") == "client.response"]
-            assert client.process.poll() is None, client.output()
+            assert client.running(), client.output()
             time.sleep(0.5)
         assert len(answered) >= 5, client.output()[-3000:]
         assert {e["server_id"] for e in answered} == {server.pod.name}
