@@ -59,6 +59,15 @@ def engine() -> Any:
     return podrun.Engine(name)
 
 
+@pytest.fixture(scope="session")
+def pod_engine(engine: Any) -> Any:
+    """The engine, where it has pods (a network namespace shared by a pod's containers, which
+    the translated pod specs need): podman."""
+    if engine.name != "podman":
+        pytest.skip(f"pods need podman; {engine.name} has none")
+    return engine
+
+
 def build(engine: Any, *images: str) -> None:
     """containers/images.sh, the same build as `make images`: cached layers make it quick
     when nothing changed, and it rebuilds what did."""

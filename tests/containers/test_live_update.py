@@ -131,16 +131,16 @@ def updates(engine, image: str, service: str, changed: list[str], tilt_builds):
 
 
 @pytest.fixture(scope="module")
-def pods(engine, service_images, rendered):
+def pods(pod_engine, service_images, rendered):
     """A server pod and a client pod of the headless scenario, the client dialling the
     server by the scenario's target."""
     server_deployment = rendered(SCENARIO, "Deployment", "server")
     client_deployment = rendered(SCENARIO, "Deployment", "client")
-    with podrun.pod(engine, server_deployment) as server_pod:
+    with podrun.pod(pod_engine, server_deployment) as server_pod:
         server = server_pod.container("server", service_images["server"])
         server.start()
         server.wait_ready()
-        with podrun.pod(engine, client_deployment, {"server": server_pod.ip}) as client_pod:
+        with podrun.pod(pod_engine, client_deployment, {"server": server_pod.ip}) as client_pod:
             client = client_pod.container("client", service_images["client"])
             client.start()
             wait_for(client, lambda e: e.get("event") == "client.response", 60)

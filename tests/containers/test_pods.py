@@ -45,9 +45,9 @@ def scenario(request):
 
 
 @pytest.fixture(scope="module")
-def server(engine, service_images, scenario, rendered):
+def server(pod_engine, service_images, scenario, rendered):
     deployment = rendered(scenario, "Deployment", "server")
-    with podrun.pod(engine, deployment) as the_pod:
+    with podrun.pod(pod_engine, deployment) as the_pod:
         container = the_pod.container("server", service_images["server"])
         container.start()
         container.wait_ready()
@@ -125,7 +125,7 @@ def test_the_pod_fields_reach_the_server(server):
 
 
 def test_the_client_reaches_the_server_by_the_scenarios_target(
-    engine, service_images, server, scenario, rendered
+    pod_engine, service_images, server, scenario, rendered
 ):
     deployment = rendered(scenario, "Deployment", "client")
     spec = container_spec(deployment, "client")
@@ -133,7 +133,7 @@ def test_the_client_reaches_the_server_by_the_scenarios_target(
     service = target.removeprefix("dns:///").rsplit(":", 1)[0]
     assert rendered(scenario, "Service", service)
     # The Service's name resolves to the server pod: its cluster DNS record, as a host entry.
-    with podrun.pod(engine, deployment, {service: server.pod.ip}) as the_pod:
+    with podrun.pod(pod_engine, deployment, {service: server.pod.ip}) as the_pod:
         client = the_pod.container("client", service_images["client"])
         client.start()
         deadline = time.monotonic() + 60
