@@ -329,7 +329,7 @@ class Pod:
         self.ip = next(iter(networks.values()))["IPAddress"]
 
     def remove(self) -> None:
-        self.engine("pod", "rm", "--force", "--time=0", self.name, check=False, timeout=60)
+        self.engine("pod", "rm", "--force", "--time=0", self.name, check=False, timeout=300)
 
 
 @dataclass
