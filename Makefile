@@ -42,7 +42,8 @@ lint: setup ## ruff, mypy and hadolint
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
-	$(RUN) hadolint services/server/Dockerfile services/client/Dockerfile
+	$(RUN) hadolint services/server/Dockerfile services/client/Dockerfile lab/Dockerfile \
+	  containers/standin-base.Dockerfile
 
 .PHONY: fmt
 fmt: setup ## Format the code
@@ -65,6 +66,16 @@ bench: setup ## Client overhead against a bare grpc.aio loop, on loopback
 stress: setup ## SIGTERM servers under load, a core kept busy; lost calls (SIGTERMS=100)
 	$(RUN) pytest services/client/tests/test_sigterm_stress.py -q -s -p no:cacheprovider \
 	  --sigterms=$(or $(SIGTERMS),100) --busy-cores=1 --timeout=1800
+
+## Containers (needs podman or docker; see docs/development.md)
+
+.PHONY: images
+images: ## Build hellolb-server, hellolb-client and hellolb-lab with podman (or docker)
+	containers/images.sh
+
+.PHONY: containers
+containers: setup images ## The images run as the manifests say, the live update, the lab image (minutes)
+	CONTAINER_TESTS=1 $(RUN) pytest tests/containers -s -p no:cacheprovider --timeout=1800
 
 ## Kubernetes (needs docker, kind, kubectl, skaffold; see docs/cluster.md)
 
