@@ -21,7 +21,6 @@ import copy
 import json
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,9 @@ from typing import Any
 import pytest
 from envoy.config.core.v3 import base_pb2 as node_pb2_module
 from google.protobuf import json_format
-from hellolb_lab import stage
+from hellolb_lab import launchers
 from hellolb_lab.dns import Zone
-from hellolb_lab.procs import Supervisor
+from hellolb_lab.procs import Supervisor, free_port
 from hellolb_lab.xds import launch
 from hellolb_lab.xds.bootstrap import grpc_bootstrap
 
@@ -251,14 +250,12 @@ def lab_control_plane(tmp_path):
     with Supervisor(tmp_path / "logs", stop_grace=5.0) as sup:
         zone = Zone(tmp_path / "zone.json")
         host = f"{BLOCK}.1"
-        with socket.socket() as sock:
-            sock.bind((host, 0))
-            listen = (host, sock.getsockname()[1])
+        listen = (host, free_port(host))
         argv = launch.control_plane_argv(listen, zone.path, [f"{LISTENER}=server.lab"])
-        stage.start_control_plane(sup, "xds", argv, WAIT_S)
+        launchers.start_control_plane(sup, "xds", argv, WAIT_S)
         ips = [f"{BLOCK}.{10 + i}" for i in (1, 2, 3)]
         servers = [(f"s{i}", launch.server_env(f"s{i}", ip, PORT)) for i, ip in enumerate(ips, 1)]
-        stage.start_servers(sup, servers, WAIT_S)
+        launchers.start_servers(sup, servers, WAIT_S)
         zone.publish("server.lab", ips)
         yield f"{listen[0]}:{listen[1]}"
 
