@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sys
 import time
 from collections import Counter
@@ -28,12 +27,6 @@ SERVERS = [f"{NET}.{n}" for n in (11, 12, 13)]
 #: Added to every bound taken from the config: a shared, busy 2-core machine.
 MARGIN_S = 5.0
 CALL_DEADLINE_S = 5.0
-
-
-def free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def health(admin: tuple[str, int]) -> dict[str, str]:
@@ -110,7 +103,7 @@ def mesh(overlay_of, tmp_path):
         procs.check_all_free([(ip, 50051, False), (ip, 9901, False)])
     zone = dns.Zone(tmp_path / "zone.json")
     zone.publish(name, SERVERS)
-    port = free_udp_port(DNS_IP)
+    port = procs.free_port(DNS_IP, udp=True)
     dns_servers = dns.serve(DNS_IP, port, zone, ttl=1)
     try:
         with procs.Supervisor(tmp_path / "logs", stop_grace=15.0) as sup:

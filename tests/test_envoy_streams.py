@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import os
-import socket
 import sys
 import time
 
@@ -34,13 +33,11 @@ TICK_MS = 100
 WITHOUT_TICKS_ROUTE = "without-ticks-route"
 #: Added to every bound: a shared, busy 2-core machine.
 MARGIN_S = 5.0
+#: Taken off a lower bound: Envoy's timers run on libevent, which arms a timer from the time it
+#: read when its loop woke (a cached, possibly coarse clock), not from this process's clock; a
+#: cut was seen at 0.9999 s of a 1 s timeout, by the test's clock.
+TIMER_SLACK_S = 0.005
 TICKS_PATH = "/hellolb.v1.HelloService/Ticks"
-
-
-def free_udp_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def shortened(config: dict) -> dict:
@@ -71,7 +68,7 @@ def proxy(tmp_path_factory):
     procs.check_all_free([(ip, p, False) for ip in (ENVOY_IP, SERVER_IP) for p in (50051, 9901)])
     zone = dns.Zone(tmp_path / "zone.json")
     zone.publish(name, [SERVER_IP])
-    port = free_udp_port(DNS_IP)
+    port = procs.free_port(DNS_IP, udp=True)
     dns_servers = dns.serve(DNS_IP, port, zone, ttl=1)
     try:
         with procs.Supervisor(tmp_path / "logs") as sup:
@@ -130,4 +127,4 @@ def test_without_its_route_the_catch_all_timeout_cuts_the_stream(proxy):
     # an error, not a clean end a client would take as "open a new stream".
     assert end == "INTERNAL", end
     assert ticks > 0, "the stream was cut, not refused"
-    assert CUT_S <= lived < CUT_S + MARGIN_S, lived
+    assert CUT_S - TIMER_SLACK_S <= lived < CUT_S + MARGIN_S, lived
