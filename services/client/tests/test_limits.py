@@ -4,6 +4,7 @@ against a real grpc.aio server on loopback that answers each call as a script sa
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import random
@@ -20,6 +21,7 @@ from hello_client.config import ClientConfig
 from hello_client.retry import PUSHBACK_KEY
 from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats
+from hellolb import trailers
 from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
@@ -42,15 +44,17 @@ class Scripted(hello_pb2_grpc.HelloServiceServicer):
         if step is not None:
             code, pushback = step
             if pushback is not None:
-                context.set_trailing_metadata(((PUSHBACK_KEY, pushback), ("hellolb-server-id", "s1")))
+                context.set_trailing_metadata(
+                    ((PUSHBACK_KEY, pushback), (trailers.SERVER_ID_KEY, "s1"))
+                )
             else:
-                context.set_trailing_metadata((("hellolb-server-id", "s1"),))
+                context.set_trailing_metadata(((trailers.SERVER_ID_KEY, "s1"),))
             await context.abort(code, f"scripted {code.name}")
         return hello_pb2.HelloResponse(server_id="s1", message="hello")
 
 
 def gaps(arrivals):
-    return [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    return [b - a for a, b in itertools.pairwise(arrivals)]
 
 
 async def against(script, env, run):
