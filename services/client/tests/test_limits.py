@@ -21,6 +21,7 @@ from hello_client.config import ClientConfig
 from hello_client.retry import PUSHBACK_KEY
 from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats
+from hello_client.streams import StreamLoop
 from hellolb import trailers
 from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
@@ -37,6 +38,7 @@ class Scripted(hello_pb2_grpc.HelloServiceServicer):
     def __init__(self, script):
         self.script = list(script)
         self.arrivals: list[float] = []
+        self.opened_twice = asyncio.Event()
 
     async def Hello(self, request, context):  # noqa: N802 - the generated name
         self.arrivals.append(time.monotonic())
@@ -52,16 +54,33 @@ class Scripted(hello_pb2_grpc.HelloServiceServicer):
             await context.abort(code, f"scripted {code.name}")
         return hello_pb2.HelloResponse(server_id="s1", message="hello")
 
+    async def Ticks(self, request, context):  # noqa: N802 - the generated name
+        self.arrivals.append(time.monotonic())
+        if len(self.arrivals) >= 2:
+            self.opened_twice.set()
+        step = self.script.pop(0) if self.script else None
+        if step is not None:
+            code, pushback = step
+            context.set_trailing_metadata(
+                ((PUSHBACK_KEY, pushback), (trailers.SERVER_ID_KEY, "s1"))
+            )
+            await context.abort(code, f"scripted {code.name}")
+        tick = 0
+        while True:
+            tick += 1
+            yield hello_pb2.TicksResponse(server_id="s1", stream=request.stream, tick=tick)
+            await asyncio.sleep(0.05)
+
 
 def gaps(arrivals):
     return [b - a for a, b in itertools.pairwise(arrivals)]
 
 
-async def against(script, env, run):
+async def against(script, env, run, servicer=None):
     """Start a scripted server on a loopback port, build a caller for it, ``await run(caller)``;
     return what it returned, the caller and the server's arrivals."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
-    servicer = Scripted(script)
+    servicer = servicer or Scripted(script)
     hello_pb2_grpc.add_HelloServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -223,3 +242,23 @@ def test_the_pacing_backs_off_from_the_first_pause_to_the_cap_and_starts_again()
     pacing.limited(2.0)
     pacing.limited(0.3)
     assert pacing.take() == 0.5  # the largest pushback, capped
+
+
+def test_a_limited_stream_open_is_counted_apart_and_waits_the_pushback(log_lines):
+    servicer = Scripted([(LIMIT, str(PUSHBACK_MS))])
+    env = {"CLIENT_MODE": "streams", "TICK_INTERVAL": "50ms"}
+
+    async def run(caller):
+        stopping = asyncio.Event()
+        loop = asyncio.create_task(StreamLoop(caller).run(stopping))
+        await servicer.opened_twice.wait()
+        stopping.set()
+        return await loop
+
+    reason, caller, arrivals = asyncio.run(against([], env, run, servicer))
+    assert reason == "signal"
+    assert gaps(arrivals)[0] >= PUSHBACK_MS / 1000
+    assert (caller.stats.limited_total, dict(caller.stats.errors_total)) == (1, {})
+    ends = [e for e in log_lines.events() if e["event"] == events.STREAM_ENDED]
+    assert (ends[0]["code"], ends[0]["limited"], ends[0]["error"]) == (LIMIT.name, True, False)
+    assert ends[0]["pushback_ms"] == PUSHBACK_MS

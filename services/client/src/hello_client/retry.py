@@ -66,7 +66,12 @@ def pushback_seconds(error: BaseException | None) -> float | None:
     None when it sent none, or a negative or malformed value (both mean: do not retry)."""
     if not isinstance(error, grpc.aio.AioRpcError):
         return None
-    value = (error.trailing_metadata() or {}).get(PUSHBACK_KEY)
+    return pushback_in(error.trailing_metadata())
+
+
+def pushback_in(metadata: grpc.aio.Metadata | None) -> float | None:
+    """:func:`pushback_seconds` from trailing metadata itself (a stream's, after its end)."""
+    value = (metadata or {}).get(PUSHBACK_KEY)
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     if not isinstance(value, str) or not _PUSHBACK.fullmatch(value.strip()):
