@@ -170,11 +170,11 @@ def failures(events: Iterable[Event]) -> list[Failure]:
 
 
 def calls_in_flight(events: Iterable[Event], t: float) -> int:
-    """Calls the client had sent and not yet seen end at ``t``: answered or failed later, and
-    sent (their end minus their latency) before it."""
+    """Calls the client had sent and not yet seen end at ``t``: answered, failed or limited
+    later, and sent (their end minus their latency) before it."""
     count = 0
     for e in events:
-        if (is_response(e) or is_error(e)) and client.TIMESTAMP in e:
+        if (is_response(e) or is_error(e) or is_limited(e)) and client.TIMESTAMP in e:
             end = parse_timestamp(e[client.TIMESTAMP])
             if end - float(e.get(client.LATENCY_MS) or 0.0) / 1000 <= t < end:
                 count += 1
