@@ -100,7 +100,8 @@ def test_calls_in_flight_are_those_sent_before_and_ended_after():
     events = [
         line("client.response", T0 + 0.1, 200),  # sent at T0 - 0.1: in flight
         line("client.error", T0 + 0.3, 400),  # sent at T0 - 0.1: in flight
+        line("client.limited", T0 + 0.2, 300),  # sent at T0 - 0.1: in flight, limited
         line("client.response", T0 - 0.05, 200),  # ended before
         line("client.response", T0 + 0.5, 200),  # sent after
     ]
-    assert clientlog.calls_in_flight(events, T0) == 2
+    assert clientlog.calls_in_flight(events, T0) == 3

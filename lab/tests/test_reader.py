@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from hellolb_lab import catalogue, clientlog, reader
+from hellolb_lab import catalogue, clientlog, reader, report
 from hellolb_lab.view import LiveView
 
 T0 = "2026-01-01T10:00:{:02d}.000000Z"
@@ -123,3 +123,34 @@ def test_watch_without_a_scale_up_leaves_the_new_server_checks_unjudged():
     assert proc.returncode == 0, proc.stdout
     assert "[not judged] no traffic to the new servers: no new servers" in proc.stdout
     assert "FAIL" not in proc.stdout
+
+
+def ended(sec: float, event: str, code: str) -> str:
+    stamp = f"2026-01-01T10:00:{sec:09.6f}Z"
+    return json.dumps(
+        {"event": event, "timestamp": stamp, "client_id": "c", "code": code, "latency_ms": 1.0}
+    )
+
+
+def test_limited_calls_are_shown_and_judged_apart_from_failed_ones():
+    lines = [response(1 + i * 0.25, f"server-{1 + i % 3}") for i in range(40)]
+    lines[10:10] = [ended(3.6, "client.limited", "RESOURCE_EXHAUSTED")] * 3
+    lines[20:20] = [ended(6.1, "client.error", "UNAVAILABLE")]
+    state = reader.Reader(catalogue.get("headless"))
+    out = io.StringIO()
+    reader.read(lines, state, LiveView(out, live=False, plain_interval=0))
+    progress = [line for line in out.getvalue().splitlines() if line.startswith("[watch")]
+    assert progress[-1].endswith("failed=1 limited=3")
+    assert "failed RPCs 1, limited 3" in out.getvalue()
+    result, _ = state.judge()
+    assert (result.failed_rpcs, result.limited_calls) == (1, 3)
+    assert "answers 40, failed RPCs 1, limited 3" in report.format_verdict(state.scenario, result)
+
+
+def test_limited_calls_take_the_summaries_totals_per_client():
+    events = [
+        {"event": "client.summary", "client_id": "a", "limited_total": 2, "errors_total_count": 0},
+        {"event": "client.summary", "client_id": "a", "limited_total": 5, "errors_total_count": 1},
+        {"event": "client.summary", "client_id": "b", "limited_total": 1},
+    ]
+    assert (clientlog.limited_calls(events), clientlog.failed_rpcs(events)) == (6, 1)

@@ -70,7 +70,13 @@ def test_progress_lines_sort_servers_by_number():
     p = Picture(title="t", start=100.0)
     p.answers = [Answer(101.0, s) for s in ("server-10", "server-2", "server-1")]
     line = render_progress(p)
-    assert line.split("]")[1].split() == ["server-1=1", "server-2=1", "server-10=1", "failed=0"]
+    assert line.split("]")[1].split() == [
+        "server-1=1",
+        "server-2=1",
+        "server-10=1",
+        "failed=0",
+        "limited=0",
+    ]
 
 
 def render_progress(p: Picture) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -91,6 +91,11 @@ def is_error(event: Event) -> bool:
     return event.get("event") == client.ERROR
 
 
+def is_limited(event: Event) -> bool:
+    """A limited call (RESOURCE_EXHAUSTED): counted apart, never as a failed one."""
+    return event.get("event") == client.LIMITED
+
+
 def answers_of(event: Event) -> list[Answer]:
     """The answers one response or summary line reports; none for any other line."""
     who = str(event.get(client.CLIENT_ID, ""))
@@ -123,18 +128,30 @@ def failed_rpcs(events: Iterable[Event], until: float | None = None) -> int:
 
     ``errors_total_count`` is cumulative per client, so the largest value per client counts.
     """
-    errors = 0
+    return _calls(events, until, is_error, client.ERRORS_TOTAL_COUNT)
+
+
+def limited_calls(events: Iterable[Event], until: float | None = None) -> int:
+    """Limited calls (before ``until``), counted as :func:`failed_rpcs` counts failed ones:
+    ``client.limited`` lines, or the summaries' ``limited_total`` if larger."""
+    return _calls(events, until, is_limited, client.LIMITED_TOTAL)
+
+
+def _calls(
+    events: Iterable[Event], until: float | None, is_line: Callable[[Event], bool], total: str
+) -> int:
+    lines = 0
     totals: dict[str, int] = {}
     for event in events:
         if until is not None and parse_timestamp(event.get(client.TIMESTAMP, 0)) >= until:
             continue
-        if is_error(event):
-            errors += 1
+        if is_line(event):
+            lines += 1
         elif is_summary(event):
             who = str(event.get(client.CLIENT_ID, ""))
-            count = int(event.get(client.ERRORS_TOTAL_COUNT) or 0)
+            count = int(event.get(total) or 0)
             totals[who] = max(totals.get(who, 0), count)
-    return max(errors, sum(totals.values()))
+    return max(lines, sum(totals.values()))
 
 
 def failures(events: Iterable[Event]) -> list[Failure]:
@@ -153,11 +170,11 @@ def failures(events: Iterable[Event]) -> list[Failure]:
 
 
 def calls_in_flight(events: Iterable[Event], t: float) -> int:
-    """Calls the client had sent and not yet seen end at ``t``: answered or failed later, and
-    sent (their end minus their latency) before it."""
+    """Calls the client had sent and not yet seen end at ``t``: answered, failed or limited
+    later, and sent (their end minus their latency) before it."""
     count = 0
     for e in events:
-        if (is_response(e) or is_error(e)) and client.TIMESTAMP in e:
+        if (is_response(e) or is_error(e) or is_limited(e)) and client.TIMESTAMP in e:
             end = parse_timestamp(e[client.TIMESTAMP])
             if end - float(e.get(client.LATENCY_MS) or 0.0) / 1000 <= t < end:
                 count += 1

@@ -68,6 +68,7 @@ def judge(evidence: Evidence) -> tuple[Verdict, list[Check]]:
         servers_after=evidence.servers_after,
         end=evidence.end,
         failed_rpcs=clientlog.failed_rpcs(evidence.events, until=evidence.end),
+        limited_calls=clientlog.limited_calls(evidence.events, until=evidence.end),
         findings=findings(evidence),
         streams=None if evidence.streams is None else stream_figures(evidence),
     )

@@ -75,10 +75,13 @@ class Reader:
             self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_summary(event):
             self.picture.errors = clientlog.failed_rpcs(self.events)
+            self.picture.limited = clientlog.limited_calls(self.events)
             if not self._responses:
                 self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_error(event):
             self.picture.errors += 1
+        elif clientlog.is_limited(event):
+            self.picture.limited += 1
 
     def judge(
         self,

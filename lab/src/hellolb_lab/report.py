@@ -40,7 +40,9 @@ def format_verdict(scenario: Scenario, result: Verdict, checks: Iterable[Check] 
     if len(result.servers_by_client) > 1 or scenario.reach is Reach.NEW_CONNECTION:
         per_client = "; ".join(f"{c}: {', '.join(s)}" for c, s in result.servers_by_client.items())
         lines.append(f"  servers per client: {per_client}")
-    lines.append(f"  answers {result.answers_total}, failed RPCs {result.failed_rpcs}")
+    # Limited calls (RESOURCE_EXHAUSTED) are not failed ones; named only when there were some.
+    limited = f", limited {result.limited_calls}" if result.limited_calls else ""
+    lines.append(f"  answers {result.answers_total}, failed RPCs {result.failed_rpcs}{limited}")
     for name, finding in result.findings.items():
         describe = PHASES[name].describe
         if describe is not None:

@@ -265,6 +265,9 @@ class Stage:
         elif clientlog.is_error(event):
             with self._lock:
                 self.picture.errors += 1
+        elif clientlog.is_limited(event):
+            with self._lock:
+                self.picture.limited += 1
 
     def _on_dns_event(self, proc: Proc, event: dict[str, Any]) -> None:
         """Note when the client (not a proxy, not the lab) looks its target name up."""

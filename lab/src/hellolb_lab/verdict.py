@@ -16,6 +16,7 @@ Typical use from a cluster check::
         servers_after=pods_after,
         end=time.time(),
         failed_rpcs=clientlog.failed_rpcs(events),
+        limited_calls=clientlog.limited_calls(events),
     )
 
 Times are seconds since the epoch (floats). Nothing here sleeps, reads files or starts anything.
@@ -59,6 +60,8 @@ class Verdict:
     servers_by_client: dict[str, tuple[str, ...]]
     answers_total: int
     failed_rpcs: int
+    #: calls a limit answered (RESOURCE_EXHAUSTED): apart from, never among, ``failed_rpcs``
+    limited_calls: int = 0
     findings: dict[str, Finding] = field(default_factory=dict)
     streams: dict[str, Any] | None = None
 
@@ -78,6 +81,7 @@ def judge(
     servers_after: Collection[str] | None = None,
     end: float | None = None,
     failed_rpcs: int = 0,
+    limited_calls: int = 0,
     findings: Mapping[str, Finding] | None = None,
     streams: Mapping[str, Any] | None = None,
 ) -> Verdict:
@@ -120,6 +124,7 @@ def judge(
         servers_by_client=_servers_by_client(items),
         answers_total=sum(a.count for a in items),
         failed_rpcs=failed_rpcs,
+        limited_calls=limited_calls,
         findings=dict(findings or {}),
         streams=None if streams is None else dict(streams),
     )

@@ -42,6 +42,8 @@ class Picture:
     #: (time, label) of the lab's events
     marks: list[tuple[float, str]] = field(default_factory=list)
     errors: int = 0
+    #: calls answered RESOURCE_EXHAUSTED (a limit, not a failure: not in ``errors``)
+    limited: int = 0
     #: times the client's target name was looked up in the lab DNS (re-resolutions)
     lookups: list[float] = field(default_factory=list)
 
@@ -90,6 +92,7 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
         lines.append(f"{'dns':<{name_width}}  {_lookups(picture, step, columns)}  {LOOKUPS_NOTE}")
     lines.append(
         f"{'':<{name_width}}  answers {sum(totals.values())}, failed RPCs {picture.errors}"
+        + (f", limited {picture.limited}" if picture.limited else "")
     )
     lines.extend("  " + item for item in legend)
     return "\n".join(lines)
@@ -124,12 +127,13 @@ def _lookups(picture: Picture, step: float, columns: int) -> str:
 
 
 def progress_line(picture: Picture, now: float) -> str:
-    """One plain line: per-server totals so far."""
+    """One plain line: per-server totals so far, then failed and limited calls."""
     totals: dict[str, int] = {}
     for a in picture.answers:
         totals[a.server_id] = totals.get(a.server_id, 0) + a.count
     per = " ".join(f"{s}={totals[s]}" for s in sorted(totals, key=_natural)) or "no answers yet"
-    return f"[{picture.title} {now - picture.start:5.1f}s] {per} failed={picture.errors}"
+    counts = f"failed={picture.errors} limited={picture.limited}"
+    return f"[{picture.title} {now - picture.start:5.1f}s] {per} {counts}"
 
 
 class LiveView:

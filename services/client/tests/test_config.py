@@ -22,6 +22,7 @@ def test_defaults():
     assert config.log_responses is True
     assert config.mode == "rounds"
     assert config.tick_interval == 1.0
+    assert (config.limit_backoff, config.limit_backoff_max) == (0.1, 5.0)
     assert (config.wrr_blackout_period, config.wrr_weight_update_period) == (10.0, 1.0)
     assert config.wrr_error_utilization_penalty == 1.0
     assert config.outlier_detection is False
@@ -159,6 +160,10 @@ def test_malformed_targets(target):
         ("RPC_TIMEOUT", "0", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
         ("RPC_TIMEOUT", "5", "a duration such as 250ms, 10s, 1.5m or 2h (or 0)"),
         ("RPC_RETRIES", "0", "a whole number from 1 to 100"),
+        ("LIMIT_BACKOFF", "soon", "a duration"),
+        ("LIMIT_BACKOFF", "2m", "at most 60s"),
+        ("LIMIT_BACKOFF_MAX", "-1s", "a duration"),
+        ("LIMIT_BACKOFF_MAX", "1h", "at most 600s"),
         ("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", "1 minute", "a duration"),
         ("SUMMARY_INTERVAL", "-5s", "a duration"),
         ("SUMMARY_INTERVAL", "0", "at least 100ms"),
@@ -190,6 +195,8 @@ NEW_SETTINGS = {
     "OUTLIER_EJECTION_TIME": ("-1s", "a duration"),
     "OUTLIER_FAILURE_PERCENTAGE": ("85%", "a whole number from 1 to 100"),
     "OUTLIER_MIN_CALLS": ("many", "a whole number from 1 to 1000000"),
+    "LIMIT_BACKOFF": ("100", "a duration"),
+    "LIMIT_BACKOFF_MAX": ("0", "a duration such as 250ms, 10s, 1.5m or 2h (or 0), at least 1ms"),
 }
 
 

@@ -3,7 +3,7 @@ import asyncio
 import grpc
 import pytest
 from grpc.aio import AioRpcError, Metadata
-from hello_client.retry import RpcRetry
+from hello_client.retry import PUSHBACK_KEY, RpcRetry, pushback_seconds
 
 
 def failure(code):
@@ -79,3 +79,41 @@ def test_a_retry_after_an_unavailable_then_other_error_stops():
         run(RpcRetry(5), fn)
     assert caught.value.code() == grpc.StatusCode.INTERNAL
     assert fn.calls == 2
+
+
+def limited(pushback=None):
+    trailers = Metadata() if pushback is None else Metadata((PUSHBACK_KEY, pushback))
+    return AioRpcError(grpc.StatusCode.RESOURCE_EXHAUSTED, Metadata(), trailers, details="limit")
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("250", 0.25), ("0", 0.0), (None, None), ("-1", None), ("abc", None), ("1.5", None)],
+)
+def test_the_pushback_is_a_non_negative_whole_number_of_milliseconds(value, seconds):
+    assert pushback_seconds(limited(value)) == seconds
+
+
+class Limited:
+    """Answers with the given errors, one per call, then answers."""
+
+    def __init__(self, *errors):
+        self.errors = list(errors)
+        self.calls = 0
+
+    async def __call__(self):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "answer"
+
+
+def test_a_limit_is_retried_only_with_a_pushback_within_the_cap():
+    fn = Limited(limited("0"))
+    assert run(RpcRetry(3, pushback_max=1.0), fn) == "answer"
+    assert fn.calls == 2
+    for error in (limited(), limited("-5"), limited("x"), limited("2000")):
+        fn = Limited(error)
+        with pytest.raises(AioRpcError):
+            run(RpcRetry(3, pushback_max=1.0), fn)
+        assert fn.calls == 1

@@ -177,7 +177,7 @@ def test_a_server_that_refuses_streams_costs_an_error_per_open_and_a_pause_after
         port,
         hosts=HOSTS[:1],
         FAULT_ERROR_RATE="1",
-        FAULT_ERROR_CODE="RESOURCE_EXHAUSTED",
+        FAULT_ERROR_CODE="PERMISSION_DENIED",
     )
     client = stream_client(spawn, port, hosts=HOSTS[:1], CONCURRENCY="1")
     client.wait_for(lambda e: len(client.named(events.STREAM_ENDED)) >= 3, timeout=15)
@@ -186,7 +186,7 @@ def test_a_server_that_refuses_streams_costs_an_error_per_open_and_a_pause_after
     ends = [e for e in client.named(events.STREAM_ENDED) if not e["by_client"]]
     # Not a code to retry: each refused open is an error, named after the server that refused.
     assert {(e["code"], e["server_id"], e["ticks"], e["error"]) for e in ends} == {
-        ("RESOURCE_EXHAUSTED", "s1", 0, True)
+        ("PERMISSION_DENIED", "s1", 0, True)
     }
     gaps = [wall(b) - wall(a) for a, b in itertools.pairwise(ends)]
     assert all(gap >= 0.1 * 2**n - 0.01 for n, gap in enumerate(gaps[:3])), gaps

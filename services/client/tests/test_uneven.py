@@ -76,7 +76,7 @@ def test_a_failing_server_fails_its_share_of_calls_with_its_code(spawn, port_on)
     (server,) = start_servers(
         spawn,
         port,
-        {"FAULT_ERROR_RATE": "0.25", "FAULT_ERROR_CODE": "RESOURCE_EXHAUSTED"},
+        {"FAULT_ERROR_RATE": "0.25", "FAULT_ERROR_CODE": "INTERNAL"},
         hosts=HOSTS[:1],
         WORK_TIME="0",
     )
@@ -85,14 +85,45 @@ def test_a_failing_server_fails_its_share_of_calls_with_its_code(spawn, port_on)
     )
     assert client.wait(timeout=30) == 0
     summary = final_summary(client)
-    # 40 calls, one in four failed: exactly 10, every time (RESOURCE_EXHAUSTED is not retried).
-    assert summary["errors_total"] == {"RESOURCE_EXHAUSTED": 10}
+    # 40 calls, one in four failed: exactly 10, every time (INTERNAL is not retried).
+    assert summary["errors_total"] == {"INTERNAL": 10}
     assert summary["errors_by_server_total"] == {"s1": 10}
     assert summary["answers_total"] == 30
+    assert summary["limited_total"] == 0
     assert {e["server_id"] for e in client.named(events.ERROR)} == {"s1"}
     faulted = server.named("rpc.faulted")
     assert [e["call"] for e in faulted] == [4, 8, 12, 16, 20, 24, 28, 32, 36, 40]
-    assert {e["code"] for e in faulted} == {"RESOURCE_EXHAUSTED"}
+    assert {e["code"] for e in faulted} == {"INTERNAL"}
+
+
+def test_a_limiting_server_limits_its_share_of_calls_and_fails_none(spawn, port_on):
+    port = port_on(HOSTS[0])
+    start_servers(
+        spawn,
+        port,
+        {"FAULT_ERROR_RATE": "0.25", "FAULT_ERROR_CODE": "RESOURCE_EXHAUSTED"},
+        hosts=HOSTS[:1],
+        WORK_TIME="0",
+    )
+    client = spawn(
+        "hello_client",
+        SERVER_ADDRESS=target(port, HOSTS[:1]),
+        CONCURRENCY="4",
+        MAX_ROUNDS="10",
+        LIMIT_BACKOFF="10ms",
+        LIMIT_BACKOFF_MAX="20ms",
+    )
+    assert client.wait(timeout=30) == 0
+    summary = final_summary(client)
+    # The same 10 of 40 calls, now limited (not retried: no pushback), none failed.
+    assert (summary["limited_total"], summary["limited_by_server_total"]) == (10, {"s1": 10})
+    assert (summary["errors_total"], summary["errors_total_count"]) == ({}, 0)
+    assert summary["answers_total"] == 30
+    limited = client.named(events.LIMITED)
+    assert {(e["code"], e["server_id"], e["pushback_ms"]) for e in limited} == {
+        ("RESOURCE_EXHAUSTED", "s1", None)
+    }
+    assert not client.named(events.ERROR)
 
 
 def last_full_window(client):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -18,7 +19,7 @@ from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 from hello_client import events
 from hello_client.config import ClientConfig
-from hello_client.retry import RpcRetry
+from hello_client.retry import RpcRetry, is_limited, pushback_seconds
 from hello_client.stats import Stats
 from hello_client.summaries import Fields, summaries
 
@@ -54,6 +55,43 @@ class Backoff:
         self.pause = self.first
 
 
+class Pacing:
+    """One slot's pause after a limited call (RESOURCE_EXHAUSTED), so that a limit is not met
+    with the next call at once: the largest pushback the server asked for, else a backoff from
+    ``first`` doubling per limited batch, with +-20 % jitter (the spread of grpc's own connection
+    backoff, grpc/grpc doc/connection-backoff.md), every pause capped at ``cap``. A batch (a
+    round, or one closed-loop call) with no limited call starts the backoff again."""
+
+    JITTER = 0.2
+
+    def __init__(self, first: float, cap: float, rng: random.Random | None = None) -> None:
+        self.first, self.cap = first, cap
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._doublings = 0
+        self._limited = False
+        self._pushback: float | None = None
+
+    def limited(self, pushback: float | None) -> None:
+        """A call of the batch was limited; ``pushback`` in seconds when the server sent one."""
+        self._limited = True
+        if pushback is not None:
+            self._pushback = max(self._pushback or 0.0, pushback)
+
+    def take(self) -> float:
+        """The pause before the slot's next call (0 when nothing was limited); a new batch."""
+        limited, pushback = self._limited, self._pushback
+        self._limited, self._pushback = False, None
+        if not limited:
+            self._doublings = 0
+            return 0.0
+        if pushback is not None:
+            return min(pushback, self.cap)
+        base = min(self.first * 2**self._doublings, self.cap)
+        self._doublings = min(self._doublings + 1, 32)
+        spread = self._rng.uniform(1 - self.JITTER, 1 + self.JITTER)
+        return min(base * spread, self.cap)
+
+
 class Caller:
     """Makes the client's calls, counts them, logs them; what every loop shares."""
 
@@ -71,7 +109,7 @@ class Caller:
         self.stats = stats
         # Resolved once: structlog's lazy proxy would look its logger up again for every line.
         self.log = log.bind()
-        self.retry = retry or RpcRetry(config.rpc_retries)
+        self.retry = retry or RpcRetry(config.rpc_retries, config.limit_backoff_max)
         self.clock = clock
         #: The number of the latest call (or stream): each gets the next one.
         self.counter = 0
@@ -101,16 +139,23 @@ class Caller:
             fields or self.stats.summary, self.config.summary_interval, stopping, self.log
         )
 
-    async def call(self, counter: int) -> bool:
+    def pacing(self) -> Pacing:
+        """A new slot's pause after limited calls, from LIMIT_BACKOFF and LIMIT_BACKOFF_MAX."""
+        return Pacing(self.config.limit_backoff, self.config.limit_backoff_max)
+
+    async def call(self, counter: int, pacing: Pacing | None = None) -> bool:
         """One Hello call under RPC_TIMEOUT, retried per hello_client.retry, counted and
-        logged; True when answered. Nothing is raised."""
+        logged; True when answered. A limited call is told to ``pacing``. Nothing is raised."""
         request = hello_pb2.HelloRequest(client_id=self.config.client_id, counter=counter)
         stub, timeout = self.stub, self.config.rpc_timeout
         started = self.clock()
         try:
             response = await self.retry(lambda: stub.Hello(request, timeout=timeout))
         except grpc.aio.AioRpcError as error:
-            self._failed(counter, error, self.clock() - started)
+            if is_limited(error):
+                self._limited(counter, error, self.clock() - started, pacing)
+            else:
+                self._failed(counter, error, self.clock() - started)
             return False
         except Exception:
             self.stats.error(CLIENT_EXCEPTION)
@@ -143,4 +188,25 @@ class Caller:
             details=error.details(),
             latency_ms=round(latency * 1000, 3),
             server_id=server_id,
+        )
+
+    def _limited(
+        self,
+        counter: int,
+        error: grpc.aio.AioRpcError,
+        latency: float,
+        pacing: Pacing | None,
+    ) -> None:
+        server_id, pushback = failed_by(error), pushback_seconds(error)
+        self.stats.limited(server_id)
+        if pacing is not None:
+            pacing.limited(pushback)
+        self.log.warning(
+            events.LIMITED,
+            counter=counter,
+            code=error.code().name,
+            details=error.details(),
+            latency_ms=round(latency * 1000, 3),
+            server_id=server_id,
+            pushback_ms=None if pushback is None else round(pushback * 1000),
         )

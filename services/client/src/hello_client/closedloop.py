@@ -30,16 +30,20 @@ class ClosedLoop:
 
     async def _caller(self, stopping: asyncio.Event, started: float) -> str:
         caller, interval = self.caller, self.config.round_interval
-        backoff = Backoff()
+        backoff, pacing = Backoff(), caller.pacing()
         calls = 0
         while not stopping.is_set():
             reached = caller.limit(calls, started)
             if reached:
                 return reached
             called = caller.clock()
-            answered = await caller.call(caller.next_number())
+            answered = await caller.call(caller.next_number(), pacing)
             calls += 1
-            if answered:
+            limited_pause = pacing.take()
+            if limited_pause:
+                # A limit answered: this caller waits (hello_client.caller.Pacing).
+                await wait(stopping, max(limited_pause, interval))
+            elif answered:
                 backoff.reset()
                 if interval > 0:
                     await wait(stopping, interval)

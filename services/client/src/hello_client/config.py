@@ -70,6 +70,8 @@ class ClientConfig:
     health_check: bool
     rpc_timeout: float
     rpc_retries: int
+    limit_backoff: float
+    limit_backoff_max: float
     dns_min_time_between_resolutions: float
     summary_interval: float
     round_interval: float
@@ -147,6 +149,10 @@ class ClientConfig:
             health_check=env.boolean("HEALTH_CHECK", True),
             rpc_timeout=env.duration("RPC_TIMEOUT", 5.0, minimum=0.001),
             rpc_retries=env.integer("RPC_RETRIES", 3, minimum=1, maximum=100),
+            # After a call answered RESOURCE_EXHAUSTED: the slot's first pause without a
+            # pushback, and the cap on every pause and on a pushback waited for in a call.
+            limit_backoff=env.duration("LIMIT_BACKOFF", 0.1, minimum=0.001, maximum=60.0),
+            limit_backoff_max=env.duration("LIMIT_BACKOFF_MAX", 5.0, minimum=0.001, maximum=600.0),
             dns_min_time_between_resolutions=env.duration("DNS_MIN_TIME_BETWEEN_RESOLUTIONS", 30.0),
             summary_interval=env.duration("SUMMARY_INTERVAL", 5.0, minimum=0.1),
             round_interval=env.duration("ROUND_INTERVAL", 0.0),

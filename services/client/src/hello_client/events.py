@@ -19,6 +19,8 @@ STARTUP_FAILED = "client.startup_failed"
 RESPONSE = "client.response"
 #: One failed call, after its retries.
 ERROR = "client.error"
+#: One limited call: answered RESOURCE_EXHAUSTED after its retries; not a failure.
+LIMITED = "client.limited"
 #: Stream mode: a stream's first tick arrived, naming the server that took it.
 STREAM_OPENED = "client.stream_opened"
 #: Stream mode: one tick (only with ``LOG_RESPONSES``).
@@ -45,6 +47,10 @@ LATENCY_MS = "latency_ms"
 #: ``client.summary``: answers per server in the window, errors since start, last line.
 BY_SERVER_WINDOW = "by_server_window"
 ERRORS_TOTAL_COUNT = "errors_total_count"
+#: ``client.summary``: limited calls (RESOURCE_EXHAUSTED) since start, never among the errors.
+LIMITED_TOTAL = "limited_total"
+#: ``client.limited``: the wait the server asked for (``grpc-retry-pushback-ms``), or None.
+PUSHBACK_MS = "pushback_ms"
 FINAL = "final"
 #: ``client.summary``: which loop wrote it (``rounds``, ``closed_loop``, ``streams``), the
 #: share of answers per server and the latency percentiles of the window.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hello_client.caller import Backoff, Caller
+from hello_client.caller import Backoff, Caller, Pacing
 from hello_client.summaries import wait
 
 
@@ -16,11 +16,11 @@ class RoundLoop:
         self.caller = caller
         self.config = caller.config
 
-    async def round(self) -> int:
+    async def round(self, pacing: Pacing | None = None) -> int:
         """Send one round of concurrent calls; return how many were answered."""
         caller = self.caller
         numbers = [caller.next_number() for _ in range(self.config.concurrency)]
-        answered = await asyncio.gather(*(caller.call(number) for number in numbers))
+        answered = await asyncio.gather(*(caller.call(number, pacing) for number in numbers))
         caller.stats.round_done()
         return sum(answered)
 
@@ -28,14 +28,20 @@ class RoundLoop:
         """Loop until ``stopping`` is set or a bound is reached; return why it ended."""
         caller, interval = self.caller, self.config.round_interval
         started = caller.clock()
-        backoff = Backoff()
+        backoff, pacing = Backoff(), caller.pacing()
         async with caller.summaries(stopping):
             while not stopping.is_set():
                 reached = caller.limit(caller.stats.rounds_total, started)
                 if reached:
                     return reached
-                if await self.round():
+                answered = await self.round(pacing)
+                limited_pause = pacing.take()
+                if answered:
                     backoff.reset()
+                if limited_pause:
+                    # A limit answered: the next round waits (hello_client.caller.Pacing).
+                    await wait(stopping, max(limited_pause, interval))
+                elif answered:
                     if interval > 0:
                         await wait(stopping, interval)
                 else:

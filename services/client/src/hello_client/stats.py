@@ -55,7 +55,7 @@ class Reservoir:
 
 
 class Stats:
-    """Counts answers per server and errors per status code.
+    """Counts answers per server, errors per status code, and limited calls apart.
 
     ``summary()`` reports the window since the previous summary and the totals, then
     starts a new window. Latencies are kept for percentiles, of the window and since the
@@ -76,6 +76,8 @@ class Stats:
         self.by_server_total: Counter[str] = Counter()
         self.errors_total: Counter[str] = Counter()
         self.errors_by_server_total: Counter[str] = Counter()
+        self.limited_total = 0
+        self.limited_by_server_total: Counter[str] = Counter()
         self.rounds_total = 0
         self._latencies_total = Reservoir(max_samples, self._rng)
         self._start_window()
@@ -85,6 +87,8 @@ class Stats:
         self.by_server_window: Counter[str] = Counter()
         self.errors_window: Counter[str] = Counter()
         self.errors_by_server_window: Counter[str] = Counter()
+        self.limited_window = 0
+        self.limited_by_server_window: Counter[str] = Counter()
         self._latencies = Reservoir(self._max_samples, self._rng)
 
     def answer(self, server_id: str, latency_seconds: float) -> None:
@@ -109,6 +113,14 @@ class Stats:
             self.errors_by_server_window[server_id] += 1
             self.errors_by_server_total[server_id] += 1
 
+    def limited(self, server_id: str | None = None) -> None:
+        """One limited call (RESOURCE_EXHAUSTED): not an error; ``server_id`` as for errors."""
+        self.limited_window += 1
+        self.limited_total += 1
+        if server_id is not None:
+            self.limited_by_server_window[server_id] += 1
+            self.limited_by_server_total[server_id] += 1
+
     def round_done(self) -> None:
         self.rounds_total += 1
 
@@ -132,6 +144,10 @@ class Stats:
             "errors_total_count": sum(self.errors_total.values()),
             "errors_by_server_window": dict(sorted(self.errors_by_server_window.items())),
             "errors_by_server_total": dict(sorted(self.errors_by_server_total.items())),
+            "limited_window": self.limited_window,
+            "limited_total": self.limited_total,
+            "limited_by_server_window": dict(sorted(self.limited_by_server_window.items())),
+            "limited_by_server_total": dict(sorted(self.limited_by_server_total.items())),
             "servers_window": len(self.by_server_window),
             "servers_total": len(self.by_server_total),
             **self._latencies.percentiles_ms(),

@@ -13,6 +13,9 @@ How an end counts, so that a rollout costs a reconnect and not an error:
   maximum connection age plus its grace, a crash, a stopping server). A reconnect, not an error.
 - UNAVAILABLE or CANCELLED before the first tick: a failed open, retried like a failed call;
   RPC_RETRIES of them in a row count as one error.
+- RESOURCE_EXHAUSTED: a limit, counted as limited and never as an error; the slot pauses as a
+  limited call's caller does (the server's ``grpc-retry-pushback-ms``, else a backoff; see
+  :class:`hello_client.caller.Pacing`) before it opens the next stream.
 - Any other code: an error (INTERNAL from a proxy's route timeout, INVALID_ARGUMENT, ...), and
   DEADLINE_EXCEEDED when no tick came within RPC_TIMEOUT of the open, or within the tick
   interval plus RPC_TIMEOUT of the previous tick: the client then cancels the stream itself.
@@ -29,11 +32,12 @@ from hellolb.v1 import hello_pb2
 
 from hello_client import events
 from hello_client.caller import CLIENT_EXCEPTION, Backoff, Caller, failed_by
-from hello_client.retry import RETRYABLE
+from hello_client.retry import LIMITED, RETRYABLE, pushback_in
 from hello_client.streamstats import StreamStats
 from hello_client.summaries import wait
 
 RETRYABLE_CODES = frozenset(code.name for code in RETRYABLE)
+LIMITED_CODE = LIMITED.name
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Stream:
     details: str = ""
     end_reason: str = ""
     by_client: bool = False
+    # The wait a limit asked for (``grpc-retry-pushback-ms``), in seconds.
+    pushback: float | None = None
 
 
 class StreamLoop:
@@ -87,7 +93,7 @@ class StreamLoop:
         return reason
 
     async def _slot(self, slot: int) -> None:
-        backoff = Backoff()
+        backoff, pacing = Backoff(), self.caller.pacing()
         failed_opens = 0
         # When this slot's last stream that had ticks ended: a reconnect is timed from there.
         last_end: float | None = None
@@ -105,21 +111,28 @@ class StreamLoop:
                 self._log_end(stream, error=False)
                 return
             self.streams.ended(stream.code, self.clock() - stream.opened)
+            limited = stream.code == LIMITED_CODE
             if stream.ticks:
                 last_end, failed_opens = self.clock(), 0
                 backoff.reset()
-                error = stream.code not in RETRYABLE_CODES | {"OK"}
+                error = stream.code not in RETRYABLE_CODES | {"OK", LIMITED_CODE}
             elif stream.code in RETRYABLE_CODES:
                 failed_opens += 1
                 error = failed_opens >= self.config.rpc_retries
                 if error:
                     failed_opens = 0
             else:
-                error = stream.code != "OK"
-            if error:
+                error = stream.code not in {"OK", LIMITED_CODE}
+            if limited:
+                self.stats.limited(stream.server_id or stream.refused_by)
+                pacing.limited(stream.pushback)
+            elif error:
                 self.stats.error(stream.code, stream.server_id or stream.refused_by)
-            self._log_end(stream, error)
-            if not stream.ticks:
+            self._log_end(stream, error, limited)
+            limited_pause = pacing.take()
+            if limited_pause:
+                await wait(self._halt, limited_pause)
+            elif not stream.ticks:
                 await wait(self._halt, backoff.next())
 
     async def _stream(self, slot: int, number: int, last_end: float | None) -> Stream:
@@ -153,12 +166,15 @@ class StreamLoop:
                 if message is grpc.aio.EOF:
                     stream.code = (await call.code()).name
                     stream.details = await call.details() or ""
-                    stream.end_reason = _end_reason(await call.trailing_metadata())
+                    trailers = await call.trailing_metadata()
+                    stream.end_reason = _end_reason(trailers)
+                    stream.pushback = pushback_in(trailers)
                     return stream
                 self._tick(stream, message, last_end)
         except grpc.aio.AioRpcError as error:
             stream.code, stream.details = error.code().name, error.details() or ""
             stream.end_reason = _end_reason(error.trailing_metadata())
+            stream.pushback = pushback_in(error.trailing_metadata())
             stream.refused_by = failed_by(error)
             return stream
         finally:
@@ -202,7 +218,7 @@ class StreamLoop:
                 server_id=message.server_id,
             )
 
-    def _log_end(self, stream: Stream, error: bool) -> None:
+    def _log_end(self, stream: Stream, error: bool, limited: bool = False) -> None:
         log = self.log.warning if error else self.log.info
         log(
             events.STREAM_ENDED,
@@ -215,6 +231,8 @@ class StreamLoop:
             lifetime_seconds=round(self.clock() - stream.opened, 3),
             ticks=stream.ticks,
             error=error,
+            limited=limited,
+            pushback_ms=None if stream.pushback is None else round(stream.pushback * 1000),
             by_client=stream.by_client,
         )
 
