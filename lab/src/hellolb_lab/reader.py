@@ -79,6 +79,7 @@ class Reader:
                 self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_error(event):
             self.picture.errors += 1
+            self.picture.failed.append(clientlog.parse_timestamp(event[client.TIMESTAMP]))
 
     def judge(
         self,

@@ -265,6 +265,8 @@ class Stage:
         elif clientlog.is_error(event):
             with self._lock:
                 self.picture.errors += 1
+                if client.TIMESTAMP in event:
+                    self.picture.failed.append(clientlog.parse_timestamp(event[client.TIMESTAMP]))
 
     def _on_dns_event(self, proc: Proc, event: dict[str, Any]) -> None:
         """Note when the client (not a proxy, not the lab) looks its target name up."""
