@@ -155,7 +155,7 @@ def title(results: Mapping[str, Any]) -> str:
     parts.append(f"{results['picture'].get('failed_total', 0)} failed calls")
     checks = results.get("checks")
     if checks:
-        failed = sum(1 for c in checks if c.get("status") == "FAIL")
+        failed = sum(1 for c in checks if not c.get("ok"))
         parts.append("every check passed" if not failed else f"{failed} checks failed")
     return f"{scenario}: " + ", ".join(parts)
 
@@ -187,7 +187,9 @@ def draw(data: ChartData) -> Figure:
     )
     top = max([n for _, n in hits] + [1])
     failed.set_ylim(0, top * 1.1)
-    failed.text(1.005, 0.5, f"{sum(data.failed)}", transform=failed.transAxes, va="center")
+    failed.text(
+        1.005, 0.5, f"{sum(data.failed)}", transform=failed.transAxes, va="center", fontsize=8
+    )
     _row(failed, "failed")
     failed.spines["bottom"].set_visible(True)
     failed.tick_params(axis="x", bottom=True)
