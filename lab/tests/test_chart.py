@@ -34,7 +34,7 @@ def lines_of(figure):
         line.get_gid(): (list(line.get_xdata()), list(line.get_ydata()))
         for ax in figure.axes
         for line in ax.get_lines()
-        if line.get_gid()
+        if line.get_gid() not in (None, "pushes")
     }
 
 

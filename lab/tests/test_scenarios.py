@@ -19,6 +19,7 @@ from hello_client.runner import FAILED_ROUND_PAUSE
 from hellolb_lab import chart, clientlog, timeline
 from hellolb_lab.options import Net, Options
 from hellolb_lab.phases import restart_control_plane, scale_proxies
+from hellolb_lab.view import PUSH_MARK
 
 pytestmark = pytest.mark.slow
 
@@ -340,14 +341,23 @@ def test_the_chart_of_a_run_is_its_clients_log_and_its_events(runs, name):
         return min(int((t - start) // step), slices - 1)
 
     answered = Counter((a.server_id, slot(a.t)) for a in clientlog.answers_from_events(events))
-    for line in (line for ax in figure.axes for line in ax.get_lines() if line.get_gid()):
+    drawn_lines = [ln for ax in figure.axes for ln in ax.get_lines() if ln.get_gid()]
+    servers = [ln for ln in drawn_lines if ln.get_gid() != "pushes"]
+    for line in servers:
         drawn = {i: y for i, y in enumerate(line.get_ydata()) if not math.isnan(y)}
         logged = {i: n for (s, i), n in answered.items() if s == line.get_gid()}
         assert {i: y for i, y in drawn.items() if y} == logged, line.get_gid()
-    drawn_servers = {line.get_gid() for ax in figure.axes for line in ax.get_lines()}
-    assert {s for s, _ in answered} <= drawn_servers
+    assert {s for s, _ in answered} <= {line.get_gid() for line in servers}
     failed = Counter(slot(f.t) for f in clientlog.failures(events))
     bars = {round(p.get_x() / step): p.get_height() for p in figure.axes[-1].patches}
     assert bars == dict(failed)
+    # the phases' marks lettered, the xDS control plane's pushes as ticks of their own
     marks = [t.xy[0] for t in figure.axes[0].texts if str(t.get_gid()).startswith("mark-")]
-    assert marks == pytest.approx([t - start for t, _ in sorted(result.marks)], abs=0.001)
+    pushes = [list(ln.get_xdata()) for ln in drawn_lines if ln.get_gid() == "pushes"]
+    events = sorted(result.marks)
+    pushed = [t - start for t, label in events if label.startswith(PUSH_MARK)]
+    assert marks == pytest.approx(
+        [t - start for t, label in events if not label.startswith(PUSH_MARK)], abs=0.001
+    )
+    assert pushes == ([pytest.approx(pushed, abs=0.001)] if pushed else [])
+    assert bool(pushed) == name.startswith("xds")

@@ -10,8 +10,9 @@ It is drawn from the saved results alone (``results.json`` beside a run's logs, 
 ``watch --json`` wrote), so ``hellolb-lab chart RESULTS.json --out FILE`` redraws it without
 running again. :func:`chart_data` turns the results into the drawn data, a pure function;
 :func:`draw` lays that out on a figure: one row and one line per server, one bar per second
-with failed calls, one lettered line per mark. A line's ``gid`` is its server, a mark's letter
-``mark-A``: they name them in the figure and in the SVG.
+with failed calls, one lettered line per mark of a phase, a tick per xDS push. A line's ``gid``
+is its server (the pushes' ``pushes``), a mark's letter ``mark-A``: they name them in the
+figure and in the SVG.
 
 The figure has a white background and dark text, so it reads the same on a light and a dark
 page; the SVG keeps its text as text (``svg.fonttype: none``), which keeps it small.
@@ -28,8 +29,10 @@ from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
+from matplotlib.patches import ConnectionPatch
 
 from hellolb_lab.errors import LabError
+from hellolb_lab.view import PUSH_MARK
 
 #: What ``--chart`` and ``--out`` accept: the file's extension chooses the format.
 FORMATS = (".svg", ".png")
@@ -39,6 +42,7 @@ FAILED_COLOUR = "#d62728"
 FIRST, NEW, LATER = "first", "new", "later"
 GROUP_COLOURS = {FIRST: "#1f77b4", NEW: "#ff7f0e", LATER: "#2ca02c"}
 MARK_COLOUR = "#444444"
+PUSH_COLOUR = "#9467bd"
 #: Rendering settings: text as text in the SVG, no timestamp or random ids, so that a chart
 #: redrawn from the same results is the same file.
 RC: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "hellolb-lab", "font.size": 9}
@@ -59,6 +63,8 @@ class ChartData:
     answers: dict[str, tuple[float, ...]]
     failed: tuple[int, ...]
     marks: tuple[tuple[str, float, str], ...]
+    #: When the xDS control plane pushed a client a new list of servers (marks of their own)
+    pushes: tuple[float, ...]
     #: When each server came: :data:`FIRST`, :data:`NEW` or :data:`LATER`.
     groups: dict[str, str]
 
@@ -96,9 +102,9 @@ def chart_data(results: Mapping[str, Any]) -> ChartData:
         server: _present(counts, picture["started"].get(server), picture["gone"].get(server), step)
         for server, counts in picture["answers"].items()
     }
-    marks = tuple(
-        (_letter(i), float(m["t"]), str(m["label"])) for i, m in enumerate(picture["marks"])
-    )
+    events = [m for m in picture["marks"] if not str(m["label"]).startswith(PUSH_MARK)]
+    marks = tuple((_letter(i), float(m["t"]), str(m["label"])) for i, m in enumerate(events))
+    pushes = tuple(float(m["t"]) for m in picture["marks"] if str(m["label"]).startswith(PUSH_MARK))
     verdict = results.get("verdict") or {}
     first = set(verdict.get("servers_before") or ())
     new = set(verdict.get("new_servers") or ())
@@ -111,6 +117,7 @@ def chart_data(results: Mapping[str, Any]) -> ChartData:
         answers=answers,
         failed=tuple(int(n) for n in picture["failed"]),
         marks=marks,
+        pushes=pushes,
     )
 
 
@@ -197,13 +204,23 @@ def draw(data: ChartData) -> Figure:
     failed.set_xlabel("seconds since the client started")
     failed.tick_params(axis="x", labelsize=8)
     for letter, t, _ in data.marks:
-        for ax in axes:
-            ax.axvline(t, color=MARK_COLOUR, linestyle="--", linewidth=0.7)
+        # One line from the top row to the bottom one (a line per row would weigh the SVG).
+        figure.add_artist(
+            ConnectionPatch(
+                (t, 1.0),
+                (t, 0.0),
+                coordsA=axes[0].get_xaxis_transform(),
+                coordsB=failed.get_xaxis_transform(),
+                color=MARK_COLOUR,
+                linestyle="--",
+                linewidth=0.7,
+            )
+        )
         axes[0].annotate(
             letter,
             (t, 1.0),
             xycoords=("data", "axes fraction"),
-            xytext=(0, 1),
+            xytext=(0, 5),
             textcoords="offset points",
             ha="center",
             va="bottom",
@@ -211,10 +228,27 @@ def draw(data: ChartData) -> Figure:
             color=MARK_COLOUR,
             gid=f"mark-{letter}",
         )
+    if data.pushes:
+        axes[0].plot(
+            data.pushes,
+            [1.0] * len(data.pushes),
+            "v",
+            transform=axes[0].get_xaxis_transform(),
+            color=PUSH_COLOUR,
+            markersize=4,
+            clip_on=False,
+            gid="pushes",
+        )
     figure.suptitle(data.title, x=0.01, ha="left", fontsize=10)
     figure.supylabel(f"answers per {data.step:g} s (row height {peak:g})", fontsize=8)
-    if data.marks:
-        figure.text(0.01, 0.0, _legend(data.marks), va="top", fontsize=7.5, family="monospace")
+    legend = _legend(data.marks)
+    if data.pushes:
+        pushes = (
+            f"  v  the xDS control plane pushed a client a new list of servers ({len(data.pushes)})"
+        )
+        legend = "\n".join(filter(None, (legend, pushes)))
+    if legend:
+        figure.text(0.01, 0.0, legend, va="top", fontsize=7.5, family="monospace")
     return figure
 
 

@@ -26,6 +26,9 @@ BARS = "▁▂▃▄▅▆▇█"
 IDLE = "·"
 LOOKUPS_NOTE = "(* = client looked up the name)"
 MAX_COLUMNS = 60
+#: How a mark of the xDS control plane's push begins: a chart draws these apart from the
+#: phases' marks, as ticks of their own (an xds run has a few dozen).
+PUSH_MARK = "xDS pushed"
 #: Seconds per slice of the saved series (:func:`series`): answers per server per second.
 SERIES_STEP_S = 1.0
 
