@@ -14,6 +14,7 @@ Every scenario's real run is charted and compared with its client's log in
 
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,23 @@ def test_bad_input_is_refused_clearly(tmp_path, capsys):
         main.parser().parse_args(["run", "headless", "--chart", "run.pdf"])
     assert exc.value.code == 2
     assert "a chart is .svg or .png, not 'run.pdf'" in capsys.readouterr().err
+
+
+def test_the_plotting_library_is_the_labs_alone():
+    """The service images install their package's dependencies from uv.lock: matplotlib must
+    not be among them."""
+    lock = tomllib.loads((Path(__file__).resolve().parents[2] / "uv.lock").read_text())
+    needs = {p["name"]: [d["name"] for d in p.get("dependencies", ())] for p in lock["package"]}
+
+    def reachable(name):
+        seen, todo = set(), [name]
+        while todo:
+            for dep in needs.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    assert "matplotlib" in reachable("hellolb-lab")
+    for service in ("hello-server", "hello-client", "hellolb"):
+        assert "matplotlib" not in reachable(service), service
