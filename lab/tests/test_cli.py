@@ -1,16 +1,18 @@
-"""The command line: clear refusals, --assert and --json, and nothing left running on Ctrl-C."""
+"""The command line: refusals, --assert, --json, --chart, and nothing left running on Ctrl-C."""
 
 import json
 import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 from hellolb_lab import __main__ as main
-from hellolb_lab import polling, procs
+from hellolb_lab import chart, clientlog, polling, procs
 from hellolb_lab.cli import options_from
 from hellolb_lab.errors import LabError
+from hellolb_lab.outcome import RESULTS
 
 LAB = [sys.executable, "-m", "hellolb_lab"]
 
@@ -38,8 +40,10 @@ def test_a_busy_address_is_refused_before_anything_starts(tmp_path, lab_net):
 
 @pytest.mark.slow
 def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path, lab_net):
-    """Headless with a max connection age is no longer "headless": the new servers get traffic."""
+    """Headless with a max connection age is no longer "headless": the new servers get traffic.
+    The run's --json, its saved results and its --chart hold what it did."""
     out = tmp_path / "run.json"
+    drawn = tmp_path / "run.svg"
     proc = subprocess.run(
         [
             *LAB,
@@ -59,6 +63,8 @@ def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path, lab_
             "--assert",
             "--json",
             str(out),
+            "--chart",
+            str(drawn),
             "--server-env",
             "MAX_CONNECTION_AGE=1s",
             "--server-env",
@@ -76,6 +82,25 @@ def test_assert_fails_when_the_expected_behaviour_does_not_appear(tmp_path, lab_
     assert data["ok"] is False
     assert data["verdict"]["servers_after"]["server-4"] > 0
     assert data["settings"]["server_env"]["MAX_CONNECTION_AGE"] == "1s"
+    # the results saved beside the logs are what --json wrote, and the chart is drawn from them
+    saved = json.loads((tmp_path / "logs" / RESULTS).read_text())
+    assert saved == data
+    assert f"chart written to {drawn}" in proc.stdout
+    svg = drawn.read_text()
+    figure = chart.draw(chart.chart_data(saved))
+    lines = {
+        line.get_gid(): line for ax in figure.axes for line in ax.get_lines() if line.get_gid()
+    }
+    responses = Counter(
+        e["server_id"]
+        for e in clientlog.json_lines((tmp_path / "logs" / "client-1.log").read_text())
+        if clientlog.is_response(e)
+    )
+    assert responses["server-4"] > 0
+    for server, line in lines.items():
+        assert f'<g id="{server}">' in svg
+        assert sum(y for y in line.get_ydata() if y == y) == responses[server], server
+    assert set(responses) <= set(lines)
 
 
 @pytest.mark.slow

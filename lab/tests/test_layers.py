@@ -67,8 +67,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("judging",),
     # Runs: the lab's, the cluster check's, the log reader's, the benchmarks'.
     ("outcome", "timeline", "e2e", "reader", "uneven", "xdsbench", "clientbench", "hopbench"),
-    # The report: verdict text, table rows, the commands.
-    ("report", "rows", "bench", "unevencmd", "__main__"),
+    # The report: verdict text, table rows, a run's chart, the commands.
+    ("report", "rows", "chart", "bench", "unevencmd", "__main__"),
 )
 LAYER = {module: i for i, names in enumerate(LAYERS) for module in names}
 #: A package whose every module sits in its layer: a new phase needs no line here.

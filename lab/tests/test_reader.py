@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 
-from hellolb_lab import catalogue, clientlog, reader, report
+from hellolb_lab import catalogue, chart, clientlog, reader, report
 from hellolb_lab.view import LiveView
 
 T0 = "2026-01-01T10:00:{:02d}.000000Z"
@@ -154,3 +154,37 @@ def test_limited_calls_take_the_summaries_totals_per_client():
         {"event": "client.summary", "client_id": "b", "limited_total": 1},
     ]
     assert (clientlog.limited_calls(events), clientlog.failed_rpcs(events)) == (6, 1)
+
+
+def error(sec: float) -> str:
+    stamp = f"2026-01-01T10:00:{sec:09.6f}Z"
+    return json.dumps(
+        {"event": "client.error", "timestamp": stamp, "client_id": "c", "code": "UNAVAILABLE"}
+    )
+
+
+def test_watch_saves_the_picture_and_charts_it(tmp_path):
+    """A cluster's log drawn as a lab run is: answers per server per second, failed calls."""
+    lines = [response(1 + i * 0.25, f"server-{1 + i % 3}") for i in range(40)]
+    lines += [response(9 + i * 0.5, f"server-{1 + i % 4}") for i in range(8)]
+    lines += [error(5.5), error(5.7), error(11.2)]
+    lines.sort(key=lambda line: json.loads(line)["timestamp"])
+    saved, drawn = tmp_path / "watch.json", tmp_path / "watch.svg"
+    proc = watch(lines, "--json", str(saved), "--chart", str(drawn))
+    assert f"chart written to {drawn}" in proc.stdout, proc.stderr
+    results = chart.load(saved)
+    picture = results["picture"]
+    # the log's first line is the start: 10:00:01
+    assert picture["answers"]["server-1"][:3] == [2, 1, 1]
+    assert picture["answers"]["server-4"] == [0] * 9 + [1, 0, 1]
+    assert picture["failed"][4:] == [2, 0, 0, 0, 0, 0, 1, 0]
+    assert picture["failed_total"] == 3
+    data = chart.chart_data(results)
+    figure = chart.draw(data)
+    lines_drawn = {ln.get_gid(): ln for ax in figure.axes for ln in ax.get_lines() if ln.get_gid()}
+    assert sum(sum(y for y in ln.get_ydata() if y == y) for ln in lines_drawn.values()) == 48
+    # server-4 first answered 9.5 s in: a new server, blank until then (its start is unknown)
+    assert [y == y for y in lines_drawn["server-4"].get_ydata()] == [False] * 9 + [True] * 3
+    assert data.groups["server-4"] == chart.NEW
+    assert "3 failed calls" in data.title
+    assert '<g id="server-4">' in drawn.read_text()

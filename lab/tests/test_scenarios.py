@@ -10,13 +10,16 @@ mostly waits (for a pause, a drain, a refresh) and uses a tenth of a core, so si
 take the time of the longest instead of the sum.
 """
 
+import math
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from hello_client.runner import FAILED_ROUND_PAUSE
-from hellolb_lab import timeline
+from hellolb_lab import chart, clientlog, timeline
 from hellolb_lab.options import Net, Options
 from hellolb_lab.phases import restart_control_plane, scale_proxies
+from hellolb_lab.view import PUSH_MARK
 
 pytestmark = pytest.mark.slow
 
@@ -316,3 +319,45 @@ def test_sidecar_spreads_streams_keeps_them_and_a_crash_costs_errors(runs):
     assert crash["killed_held"] > 0
     assert crash["killed_ends"] == {"INTERNAL": crash["killed_held"]}
     assert crash["errors"] == crash["killed_held"]
+
+
+@pytest.mark.parametrize("name", [*RUNS, *STREAM_RUNS])
+def test_the_chart_of_a_run_is_its_clients_log_and_its_events(runs, name):
+    """Drawn from the results the run saved beside its logs, the chart's lines hold every
+    answer of the client's log in its second, its bars every failed call, and its marks stand
+    at the run's events."""
+    result = runs[name].result(timeout=RUN_TIMEOUT_S)
+    results = chart.load(result.results_path)
+    start, step = results["picture"]["start"], results["picture"]["step_s"]
+    figure = chart.draw(chart.chart_data(results))
+    events = [
+        e
+        for path in sorted(result.results_path.parent.glob("client-*.log"))
+        for e in clientlog.json_lines(path.read_text())
+    ]
+    slices = len(results["picture"]["failed"])
+
+    def slot(t):
+        return min(int((t - start) // step), slices - 1)
+
+    answered = Counter((a.server_id, slot(a.t)) for a in clientlog.answers_from_events(events))
+    drawn_lines = [ln for ax in figure.axes for ln in ax.get_lines() if ln.get_gid()]
+    servers = [ln for ln in drawn_lines if ln.get_gid() != "pushes"]
+    for line in servers:
+        drawn = {i: y for i, y in enumerate(line.get_ydata()) if not math.isnan(y)}
+        logged = {i: n for (s, i), n in answered.items() if s == line.get_gid()}
+        assert {i: y for i, y in drawn.items() if y} == logged, line.get_gid()
+    assert {s for s, _ in answered} <= {line.get_gid() for line in servers}
+    failed = Counter(slot(f.t) for f in clientlog.failures(events))
+    bars = {round(p.get_x() / step): p.get_height() for p in figure.axes[-1].patches}
+    assert bars == dict(failed)
+    # the phases' marks lettered, the xDS control plane's pushes as ticks of their own
+    marks = [t.xy[0] for t in figure.axes[0].texts if str(t.get_gid()).startswith("mark-")]
+    pushes = [list(ln.get_xdata()) for ln in drawn_lines if ln.get_gid() == "pushes"]
+    events = sorted(result.marks)
+    pushed = [t - start for t, label in events if label.startswith(PUSH_MARK)]
+    assert marks == pytest.approx(
+        [t - start for t, label in events if not label.startswith(PUSH_MARK)], abs=0.001
+    )
+    assert pushes == ([pytest.approx(pushed, abs=0.001)] if pushed else [])
+    assert bool(pushed) == name.startswith("xds")

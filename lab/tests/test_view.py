@@ -3,7 +3,7 @@
 import io
 
 from hellolb_lab.clientlog import Answer
-from hellolb_lab.view import LiveView, Picture, render, table
+from hellolb_lab.view import LiveView, Picture, render, series, table
 
 
 def picture():
@@ -83,3 +83,21 @@ def render_progress(p: Picture) -> str:
     out = io.StringIO()
     LiveView(out, live=False).update(p, force=True, now=102.0)
     return out.getvalue().strip()
+
+
+def test_series_counts_every_answer_per_second_and_places_the_events():
+    p = picture()
+    p.answers.append(Answer(106.4, "server-1", 3))  # in the last, partial second
+    p.gone = {"server-2": 104.5}
+    p.failed = [102.2, 102.9, 105.0]
+    p.errors = 3
+    data = series(p, end=106.5)
+    assert data["answers"]["server-1"] == [1, 1, 1, 1, 1, 1, 3]
+    assert data["answers"]["server-2"] == [1, 1, 1, 1, 1, 1, 0]
+    assert data["answers"]["server-4"] == [0] * 7
+    assert data["started"] == {"server-1": 0.0, "server-2": 0.0, "server-4": 3.0}
+    assert data["gone"] == {"server-2": 4.5}
+    assert data["failed"] == [0, 0, 2, 0, 0, 1, 0]
+    assert data["failed_total"] == 3
+    assert data["marks"] == [{"t": 3.2, "label": "servers 3 -> 5 in DNS"}]
+    assert data["lookups"] == [0.1, 4.5]

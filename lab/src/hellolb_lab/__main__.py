@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hellolb_lab import bench, catalogue, e2e, reader, rows, timeline, unevencmd
+from hellolb_lab import bench, catalogue, chart, e2e, reader, rows, timeline, unevencmd
 from hellolb_lab import overlay as overlays
 from hellolb_lab.checks import passed
 from hellolb_lab.cli import add_client_mode, add_lab_options, add_scale_options, options_from
@@ -25,7 +25,7 @@ from hellolb_lab.cluster import Cluster, command_runner
 from hellolb_lab.errors import LabError
 from hellolb_lab.outcome import RunResult
 from hellolb_lab.report import format_verdict
-from hellolb_lab.view import LiveView, table
+from hellolb_lab.view import LiveView, series, table
 
 
 def _view(args: argparse.Namespace) -> LiveView:
@@ -47,13 +47,37 @@ def _print_result(result: RunResult) -> None:
     if pushes:
         per = ", ".join(f"{c} {'/'.join(f'{ms:g}' for ms in v)} ms" for c, v in pushes.items())
         print(f"  published -> pushed by the xDS control plane: {per}")
-    print(f"  logs: {result.log_dir}")
+    print(f"  logs: {result.log_dir} (results: {result.results_path.name})")
+
+
+def _chart_path(text: str) -> Path:
+    """``--chart``/``--out``, refused before anything runs when its format is unknown."""
+    try:
+        return chart.output_path(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_chart(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--chart",
+        type=_chart_path,
+        metavar="FILE",
+        help="draw the run as a chart (.svg or .png) from its saved results",
+    )
+
+
+def _write_chart(path: Path | None, results: dict[str, Any]) -> None:
+    if path is not None:
+        chart.save(results, path)
+        print(f"chart written to {path}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     result = timeline.run(args.scenario, options_from(args), _view(args))
     _print_result(result)
     _write_json(args.json, result.to_dict())
+    _write_chart(args.chart, result.to_dict())
     return 1 if args.check and not result.ok else 0
 
 
@@ -83,7 +107,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
     )
     print(format_verdict(scenario, result, checks))
     print(f"  scale-up time: {state.scale_at_note}")
-    _write_json(args.json, {"verdict": result.to_dict(), "checks": [c.__dict__ for c in checks]})
+    picture = state.picture
+    end = max((a.t for a in picture.answers), default=picture.start)
+    data = {
+        "scenario": scenario.name,
+        "verdict": result.to_dict(),
+        "checks": [c.__dict__ for c in checks],
+        "picture": series(picture, end),
+    }
+    _write_json(args.json, data)
+    _write_chart(args.chart, data)
     return 1 if args.check and not passed(checks) else 0
 
 
@@ -124,7 +157,20 @@ def _add_watch(sub: argparse._SubParsersAction) -> None:
     watch.add_argument("--json", type=Path, metavar="FILE")
     watch.add_argument("--assert", dest="check", action="store_true")
     watch.add_argument("--plain", action="store_true")
+    _add_chart(watch)
     watch.set_defaults(func=cmd_watch)
+
+
+def cmd_chart(args: argparse.Namespace) -> int:
+    _write_chart(args.out, chart.load(args.results))
+    return 0
+
+
+def _add_chart_command(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("chart", help="draw a run again from its saved results (results.json)")
+    c.add_argument("results", type=Path, help="a run's results.json, or what watch --json wrote")
+    c.add_argument("--out", type=_chart_path, required=True, metavar="FILE", help=".svg or .png")
+    c.set_defaults(func=cmd_chart)
 
 
 def _add_e2e(sub: argparse._SubParsersAction) -> None:
@@ -148,11 +194,13 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario")
     run.add_argument("scenario", choices=catalogue.names())
     add_lab_options(run)
+    _add_chart(run)
     run.set_defaults(func=cmd_run)
     tour = sub.add_parser("tour", help="every scenario in a row, then a comparison table")
     add_lab_options(tour)
     tour.set_defaults(func=cmd_tour)
     _add_watch(sub)
+    _add_chart_command(sub)
     b = sub.add_parser("bench", help="measure every scenario in one run")
     b.add_argument("--scenarios", nargs="*", choices=catalogue.lab_names())
     add_lab_options(b)

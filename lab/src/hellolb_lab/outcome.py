@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hello_client import events as client
@@ -17,11 +19,14 @@ from hellolb_lab.measure import Window
 from hellolb_lab.phases import scale_proxies
 from hellolb_lab.stage import Stage
 from hellolb_lab.verdict import Verdict
-from hellolb_lab.view import Picture
+from hellolb_lab.view import Picture, series
 from hellolb_lab.xds import launch
 
 #: Seconds after a client is ready before its latency counts: it has settled by then.
 SETTLE_S = 1.0
+#: A run's saved results, in its log folder: what ``--json`` writes, picture included, from
+#: which ``hellolb-lab chart`` draws the run again.
+RESULTS = "results.json"
 
 
 @dataclass
@@ -41,6 +46,8 @@ class RunResult:
     xds_push_ms: dict[str, list[float]]
     log_dir: str
     picture: Picture
+    #: When the clients stopped: the picture's end.
+    end: float
 
     @property
     def ok(self) -> bool:
@@ -59,7 +66,18 @@ class RunResult:
             "xds_push_ms": self.xds_push_ms,
             "verdict": self.verdict.to_dict(),
             "log_dir": self.log_dir,
+            "picture": series(self.picture, self.end),
         }
+
+    @property
+    def results_path(self) -> Path:
+        return Path(self.log_dir) / RESULTS
+
+    def save(self) -> Path:
+        """Write :meth:`to_dict` beside the run's logs; the file's path."""
+        path = self.results_path
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=str) + "\n")
+        return path
 
 
 def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
@@ -98,6 +116,7 @@ def judge(stage: Stage, scale_at: float, end: float) -> RunResult:
         xds_push_ms=xds_push_ms(stage) if plan.control_plane is not None else {},
         log_dir=str(plan.log_dir),
         picture=stage.picture,
+        end=end,
     )
 
 

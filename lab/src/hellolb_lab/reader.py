@@ -80,6 +80,7 @@ class Reader:
                 self.picture.answers.extend(clientlog.answers_of(event))
         elif clientlog.is_error(event):
             self.picture.errors += 1
+            self.picture.failed.append(clientlog.parse_timestamp(event[client.TIMESTAMP]))
         elif clientlog.is_limited(event):
             self.picture.limited += 1
 

@@ -35,7 +35,7 @@ from hellolb_lab.launchers import (
 from hellolb_lab.plan import EnvoyProcess, Plan
 from hellolb_lab.polling import poll, wait_until
 from hellolb_lab.procs import Proc, Supervisor, find_binary
-from hellolb_lab.view import LiveView, Picture
+from hellolb_lab.view import PUSH_MARK, LiveView, Picture
 from hellolb_lab.xds import stream as xds
 
 
@@ -265,6 +265,8 @@ class Stage:
         elif clientlog.is_error(event):
             with self._lock:
                 self.picture.errors += 1
+                if client.TIMESTAMP in event:
+                    self.picture.failed.append(clientlog.parse_timestamp(event[client.TIMESTAMP]))
         elif clientlog.is_limited(event):
             with self._lock:
                 self.picture.limited += 1
@@ -290,4 +292,5 @@ class Stage:
         endpoints = tuple(sorted(ep for eps in event["endpoints"].values() for ep in eps))
         if self._pushed.get(node) != endpoints:
             self._pushed[node] = endpoints
-            self.mark(f"xDS pushed {len(endpoints)} servers to {node}", float(event["timestamp"]))
+            label = f"{PUSH_MARK} {len(endpoints)} servers to {node}"
+            self.mark(label, float(event["timestamp"]))

@@ -49,7 +49,8 @@ def plan(scenario: Scenario, options: Options, ov: Overlay | None = None) -> Pla
 
 
 def run_plan(plan: Plan, view: LiveView | None = None) -> RunResult:
-    """Run a plan; every process it started is stopped (by PID) when it returns or raises."""
+    """Run a plan, and save its results beside its logs (:meth:`RunResult.save`); every
+    process it started is stopped (by PID) when it returns or raises."""
     prepare(plan)
     stage: Stage | None = None
     end: float | None = None
@@ -57,7 +58,9 @@ def run_plan(plan: Plan, view: LiveView | None = None) -> RunResult:
         with Supervisor(plan.log_dir) as sup:
             stage = Stage(plan, sup, view or LiveView(quiet=True))
             scale_at, end = serve(stage)
-        return outcome.judge(stage, scale_at, end)
+        result = outcome.judge(stage, scale_at, end)
+        result.save()
+        return result
     finally:
         if view is not None and stage is not None:
             view.finish(stage.picture, end)

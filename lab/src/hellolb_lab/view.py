@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from hellolb_lab.clientlog import Answer
 
@@ -26,6 +26,11 @@ BARS = "▁▂▃▄▅▆▇█"
 IDLE = "·"
 LOOKUPS_NOTE = "(* = client looked up the name)"
 MAX_COLUMNS = 60
+#: How a mark of the xDS control plane's push begins: a chart draws these apart from the
+#: phases' marks, as ticks of their own (an xds run has a few dozen).
+PUSH_MARK = "xDS pushed"
+#: Seconds per slice of the saved series (:func:`series`): answers per server per second.
+SERIES_STEP_S = 1.0
 
 
 @dataclass
@@ -44,6 +49,9 @@ class Picture:
     errors: int = 0
     #: calls answered RESOURCE_EXHAUSTED (a limit, not a failure: not in ``errors``)
     limited: int = 0
+    #: when each failed call that the client logged ended (``errors`` may count more: a
+    #: cluster client's summaries count failures whose lines were not read)
+    failed: list[float] = field(default_factory=list)
     #: times the client's target name was looked up in the lab DNS (re-resolutions)
     lookups: list[float] = field(default_factory=list)
 
@@ -96,6 +104,46 @@ def render(picture: Picture, now: float, width: int = MAX_COLUMNS) -> str:
     )
     lines.extend("  " + item for item in legend)
     return "\n".join(lines)
+
+
+def series(picture: Picture, end: float, step: float = SERIES_STEP_S) -> dict[str, Any]:
+    """The picture as a run's saved results keep it, to be drawn again without the run.
+
+    Answers per server per ``step`` seconds from the start to ``end``, every answer counted (the
+    last slice may be partial: unlike the terminal, a chart shows its x axis); when each server
+    started (``None``: unknown) and left; the marks; failed calls per slice and in all; the
+    client's name lookups. Times are seconds from ``start`` (epoch seconds).
+    """
+    start = picture.start
+    slices = max(1, math.ceil((end - start) / step))
+
+    def slot(t: float) -> int:
+        return min(max(int((t - start) // step), 0), slices - 1)
+
+    def since(t: float) -> float:
+        return round(t - start, 3)
+
+    servers = dict(picture.servers)
+    for a in picture.answers:
+        servers.setdefault(a.server_id, None)
+    answers = {s: [0] * slices for s in sorted(servers, key=_natural)}
+    for a in picture.answers:
+        answers[a.server_id][slot(a.t)] += a.count
+    failed = [0] * slices
+    for t in picture.failed:
+        failed[slot(t)] += 1
+    return {
+        "start": start,
+        "end": end,
+        "step_s": step,
+        "answers": answers,
+        "started": {s: None if t is None else since(t) for s, t in sorted(servers.items())},
+        "gone": {s: since(t) for s, t in sorted(picture.gone.items())},
+        "marks": [{"t": since(t), "label": label} for t, label in sorted(picture.marks)],
+        "failed": failed,
+        "failed_total": max(picture.errors, len(picture.failed)),
+        "lookups": [since(t) for t in sorted(picture.lookups)],
+    }
 
 
 def _natural(name: str) -> tuple[str, int]:
