@@ -2,9 +2,6 @@
 server, counted by status code and logged, never raised."""
 
 import asyncio
-import io
-import json
-import logging
 from dataclasses import replace
 
 import pytest
@@ -15,7 +12,6 @@ from hello_client.channel import create_channel
 from hello_client.config import ClientConfig
 from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats
-from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2_grpc
 
 #: Bounds on waits only (never a measured figure): a server process takes up to 15 s to start
@@ -53,30 +49,6 @@ def test_the_limits_are_max_rounds_then_max_duration():
     clock.now += 2
     assert caller.limit(0, started=50.0) == "max_duration"
     assert caller_for(ClientConfig.from_env({}), clock=clock).limit(10**6, 0.0) is None
-
-
-class Lines(io.StringIO):
-    def isatty(self):
-        return False
-
-    def take(self):
-        """The JSON lines written since the previous take."""
-        text = self.getvalue()
-        self.seek(0)
-        self.truncate()
-        return [json.loads(line) for line in text.splitlines()]
-
-
-@pytest.fixture
-def log_lines():
-    """The services' JSON logging, into a buffer; structlog's defaults after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    stream = Lines()
-    configure_logging("info", "json", stream)
-    yield stream
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
 
 
 async def call_once(config, counter):

@@ -3,10 +3,7 @@
 against a real grpc.aio server on loopback that answers each call as a script says."""
 
 import asyncio
-import io
 import itertools
-import json
-import logging
 import random
 import time
 
@@ -23,7 +20,6 @@ from hello_client.rounds import RoundLoop
 from hello_client.stats import Stats
 from hello_client.streams import StreamLoop
 from hellolb import trailers
-from hellolb.logsetup import configure_logging
 from hellolb.v1 import hello_pb2, hello_pb2_grpc
 
 #: Bound on waits only (never a measured figure), generous for a busy 2-core machine.
@@ -108,25 +104,6 @@ def closed_loop(calls):
         return await ClosedLoop(caller).run(asyncio.Event())
 
     return run, {"CLIENT_MODE": "closed_loop", "MAX_ROUNDS": str(calls)}
-
-
-class Lines(io.StringIO):
-    def isatty(self):
-        return False
-
-    def events(self):
-        return [json.loads(line) for line in self.getvalue().splitlines()]
-
-
-@pytest.fixture
-def log_lines():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    stream = Lines()
-    configure_logging("info", "json", stream)
-    yield stream
-    structlog.reset_defaults()
-    root.handlers[:], root.level = handlers, level
 
 
 LIMIT = grpc.StatusCode.RESOURCE_EXHAUSTED
